@@ -1,0 +1,269 @@
+"""Result objects of a forward simulation: spikes, first-spike times, states, diagnostics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .network import InputPopulation, Network, Population
+from .spikes import Spikes
+
+__all__ = ["Diagnostics", "SpikeRecord", "SimulationResult", "BatchResult"]
+
+
+@dataclass
+class Diagnostics:
+    """What the event loop did, for one sample (or summed / extremal over a batch).
+
+    Attributes
+    ----------
+    n_events : int
+        Events popped from the queue (input spikes, spikes, synaptic arrivals, refractory
+        releases).
+    n_spikes : int
+        Spikes of LIF neurons.
+    n_predictions : int
+        Threshold-crossing predictions made (one per neuron whose current changed).
+    n_root_solves : int
+        Bracketed root solves (predictions whose maximum reached threshold).
+    closest_approach : float
+        Smallest ``threshold - V_max`` over the realised maxima of V that did *not* cross
+        (dimensionless voltage; ``inf`` if none). Near 0 means a near-grazing miss: a tiny
+        change of parameters could add a spike.
+    min_crossing_slope : float
+        Smallest ``I - threshold`` (= ``tau_mem dV/dt`` just before the spike) over all
+        spikes (``inf`` if none). Near 0 means a grazing crossing, where the exact gradient
+        (which has ``1/(I - threshold)``) is very large.
+    n_immediate_spikes : int
+        Spikes emitted at an event time because rounding left V at or above threshold there
+        (V was within a few ulp of a crossing); normally 0.
+    n_inputs_after_t_max : int
+        Input spikes later than ``t_max`` (they have no effect inside the window).
+    """
+
+    n_events: int = 0
+    n_spikes: int = 0
+    n_predictions: int = 0
+    n_root_solves: int = 0
+    closest_approach: float = float("inf")
+    min_crossing_slope: float = float("inf")
+    n_immediate_spikes: int = 0
+    n_inputs_after_t_max: int = 0
+
+    @staticmethod
+    def combine(items: Sequence["Diagnostics"]) -> "Diagnostics":
+        """Counts summed, extremes taken over ``items``."""
+        out = Diagnostics()
+        for d in items:
+            out.n_events += d.n_events
+            out.n_spikes += d.n_spikes
+            out.n_predictions += d.n_predictions
+            out.n_root_solves += d.n_root_solves
+            out.n_immediate_spikes += d.n_immediate_spikes
+            out.n_inputs_after_t_max += d.n_inputs_after_t_max
+            out.closest_approach = min(out.closest_approach, d.closest_approach)
+            out.min_crossing_slope = min(out.min_crossing_slope, d.min_crossing_slope)
+        return out
+
+
+@dataclass
+class SpikeRecord:
+    """Every LIF spike of one simulation, in the order the event loop emitted them.
+
+    All arrays have shape ``(n_spikes,)``. This is what the adjoint pass walks backward.
+
+    Attributes
+    ----------
+    times : float64, ms
+    pops : int64, index into ``network.populations``
+    ids : int64, neuron index within its population
+    currents : float64, the synaptic current ``I(t^-)`` just before the spike (before any
+        arrival at the same time); ``tau_mem dV/dt^- = currents - threshold``.
+    """
+
+    times: np.ndarray
+    pops: np.ndarray
+    ids: np.ndarray
+    currents: np.ndarray = field(repr=False)
+
+    def __len__(self) -> int:
+        return int(self.times.shape[0])
+
+
+class SimulationResult:
+    """The outcome of :func:`eventgrad.simulate` for one sample.
+
+    Populations are named by object, index into ``network.populations`` or name
+    (``"input"`` / ``network.input`` for the input spikes).
+
+    Attributes
+    ----------
+    network : Network
+        The network simulated (structure); ``weights`` and ``delays`` hold copies of its
+        parameters at simulation time, aligned with ``network.projections``.
+    t_max : float
+        End of the simulated window in ms.
+    inputs : Spikes
+        The input spikes given.
+    records : SpikeRecord
+        All LIF spikes in event order with the pre-spike currents.
+    diagnostics : Diagnostics
+    """
+
+    def __init__(self, network: Network, weights: list[np.ndarray], delays: list[np.ndarray],
+                 t_max: float, inputs: Spikes, records: SpikeRecord,
+                 diagnostics: Diagnostics) -> None:
+        self.network = network
+        self.weights = weights
+        self.delays = delays
+        self.t_max = t_max
+        self.inputs = inputs
+        self.records = records
+        self.diagnostics = diagnostics
+
+    # ------------------------------------------------------------------ spikes
+    def _pop(self, pop):
+        return self.network.population(pop)
+
+    def spikes(self, pop) -> Spikes:
+        """Spikes of population ``pop`` (ids local to it), sorted by time."""
+        p = self._pop(pop)
+        if isinstance(p, InputPopulation):
+            return self.inputs
+        sel = self.records.pops == p.index
+        return Spikes(self.records.times[sel], self.records.ids[sel], n_neurons=p.size)
+
+    def spike_counts(self, pop) -> np.ndarray:
+        """Number of spikes of each neuron of ``pop``; shape ``(pop.size,)``, int64."""
+        p = self._pop(pop)
+        s = self.spikes(p)
+        return np.bincount(s.ids, minlength=p.size).astype(np.int64)
+
+    def first_spike_times(self, pop) -> np.ndarray:
+        """First spike time (ms) of each neuron of ``pop``; ``inf`` for silent neurons.
+
+        Shape ``(pop.size,)``, float64.
+        """
+        p = self._pop(pop)
+        s = self.spikes(p)
+        out = np.full(p.size, np.inf)
+        # reversed so the earliest spike of each neuron is written last
+        out[s.ids[::-1]] = s.times[::-1]
+        return out
+
+    # ------------------------------------------------------------------ states (replayed)
+    def state(self, pop, times) -> tuple[np.ndarray, np.ndarray]:
+        """``(V, I)`` of every neuron of ``pop`` at the given times.
+
+        Evaluated from the closed form and the recorded spikes (no time grid): V and I are
+        sums of the synaptic kernels of all arrivals since the last release from reset.
+        Values are right-continuous: at an event time they include that event (a neuron that
+        spikes at ``t`` has ``V(t) = v_reset``).
+
+        Parameters
+        ----------
+        pop : population, index or name (not the input)
+        times : array_like, shape (n_times,), ms in ``[0, t_max]``
+
+        Returns
+        -------
+        V, I : ndarray, shape (n_times, pop.size)
+        """
+        p = self._pop(pop)
+        if isinstance(p, InputPopulation):
+            raise ValueError("pop: the input population has no membrane state")
+        T = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        if T.ndim != 1:
+            raise ValueError(f"times must be 1-D, got shape {T.shape}")
+        if T.size and (not np.all(np.isfinite(T)) or T.min() < 0 or T.max() > self.t_max):
+            raise ValueError(f"times must lie in [0, t_max={self.t_max}] ms")
+        nrn = p.neuron
+        # all arrivals into p: times A and weights Wt, shape (n_arr, p.size)
+        A_list, W_list = [], []
+        for proj in self.network.incoming(p):
+            pre_sp = self.spikes(proj.pre)
+            w = self.weights[proj.index]
+            d = self.delays[proj.index]
+            A_list.append(pre_sp.times[:, None] + d[pre_sp.ids])
+            W_list.append(w[pre_sp.ids])
+        if A_list:
+            A = np.concatenate(A_list, axis=0)
+            Wt = np.concatenate(W_list, axis=0)
+        else:
+            A = np.zeros((0, p.size))
+            Wt = np.zeros((0, p.size))
+        own = self.spikes(p)
+        V = np.empty((T.size, p.size))
+        I = np.empty((T.size, p.size))
+        for n in range(p.size):
+            a, w = A[:, n], Wt[:, n]
+            s_n = own.times[own.ids == n]
+            # I(t): every arrival at or before t contributes
+            lag = T[:, None] - a[None, :]
+            past = lag >= 0
+            I[:, n] = np.where(past, w[None, :] * np.exp(-np.where(past, lag, 0.0) / nrn.tau_syn),
+                               0.0).sum(axis=1)
+            j = np.searchsorted(s_n, T, side="right") - 1
+            has = j >= 0
+            r = np.where(has, s_n[np.maximum(j, 0)] + nrn.t_ref, 0.0)
+            # current at release r
+            lag_r = r[:, None] - a[None, :]
+            past_r = lag_r >= 0
+            I_r = np.where(past_r, w[None, :] * np.exp(-np.where(past_r, lag_r, 0.0) / nrn.tau_syn),
+                           0.0).sum(axis=1)
+            since = past & ~past_r  # arrivals in (r, t]
+            Vn = np.where(since, w[None, :] * nrn.kernel(np.where(since, lag, 0.0)), 0.0).sum(axis=1)
+            rest = T - r
+            Vn = Vn + np.where(has, nrn.v_reset * np.exp(-np.maximum(rest, 0.0) / nrn.tau_mem)
+                               + I_r * nrn.kernel(np.maximum(rest, 0.0)), 0.0)
+            # before the first spike: start from V = I = 0 at t = 0, every past arrival counts
+            Vn = np.where(has, Vn, np.where(past, w[None, :] * nrn.kernel(np.where(past, lag, 0.0)),
+                                            0.0).sum(axis=1))
+            refractory = has & (T < r)
+            V[:, n] = np.where(refractory, nrn.v_reset, Vn)
+        return V, I
+
+    def voltage(self, pop, times) -> np.ndarray:
+        """Membrane potential, shape ``(n_times, pop.size)``; see :meth:`state`."""
+        return self.state(pop, times)[0]
+
+    def current(self, pop, times) -> np.ndarray:
+        """Synaptic current, shape ``(n_times, pop.size)``; see :meth:`state`."""
+        return self.state(pop, times)[1]
+
+    def __repr__(self) -> str:
+        return (f"SimulationResult(t_max={self.t_max}, spikes={len(self.records)}, "
+                f"events={self.diagnostics.n_events})")
+
+
+class BatchResult(Sequence):
+    """Results of a batch of samples: a sequence of :class:`SimulationResult`."""
+
+    def __init__(self, results: list[SimulationResult]) -> None:
+        self._results = list(results)
+
+    def __getitem__(self, i):
+        return self._results[i]
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def first_spike_times(self, pop) -> np.ndarray:
+        """First spike times, shape ``(batch, pop.size)``, ``inf`` where silent."""
+        return np.stack([r.first_spike_times(pop) for r in self._results])
+
+    def spike_counts(self, pop) -> np.ndarray:
+        """Spike counts, shape ``(batch, pop.size)``."""
+        return np.stack([r.spike_counts(pop) for r in self._results])
+
+    @property
+    def diagnostics(self) -> Diagnostics:
+        """Counts summed and extremes taken over the batch."""
+        return Diagnostics.combine([r.diagnostics for r in self._results])
+
+    def __repr__(self) -> str:
+        return f"BatchResult(batch={len(self)})"
+
+

@@ -1,0 +1,154 @@
+"""Spike trains: validated, time-sorted (time, id) pairs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["Spikes"]
+
+
+class Spikes:
+    """A set of spikes: float64 times (ms) and integer neuron ids, sorted by time.
+
+    Parameters
+    ----------
+    times : array_like, shape (n,)
+        Spike times in ms; finite and >= 0.
+    ids : array_like, shape (n,)
+        Neuron index of each spike; integers >= 0 (and < ``n_neurons`` if given).
+    n_neurons : int, optional
+        Number of neurons the ids refer to. When given, ids are checked against it.
+
+    The spikes are sorted by time on construction with a stable sort, so spikes at equal times
+    keep the order in which they were given. The arrays are read-only.
+    """
+
+    __slots__ = ("times", "ids", "n_neurons")
+
+    def __init__(self, times, ids, n_neurons: int | None = None) -> None:
+        t = np.asarray(times, dtype=np.float64)
+        raw_ids = np.asarray(ids)
+        if t.ndim != 1:
+            raise ValueError(f"times must be 1-D, got shape {t.shape}")
+        if raw_ids.ndim != 1:
+            raise ValueError(f"ids must be 1-D, got shape {raw_ids.shape}")
+        if t.shape != raw_ids.shape:
+            raise ValueError(
+                f"times and ids must have the same length, got {t.shape[0]} and {raw_ids.shape[0]}"
+            )
+        if raw_ids.size and not np.issubdtype(raw_ids.dtype, np.integer):
+            as_float = raw_ids.astype(np.float64)
+            if not np.all(np.isfinite(as_float)) or np.any(as_float != np.round(as_float)):
+                bad = raw_ids[~(np.isfinite(as_float) & (as_float == np.round(as_float)))][0]
+                raise ValueError(f"ids must be integers, got {bad!r}")
+        idv = raw_ids.astype(np.int64)
+        if t.size:
+            finite = np.isfinite(t)
+            if not finite.all():
+                raise ValueError(f"times must be finite, got {t[~finite][0]!r}")
+            if (t < 0).any():
+                raise ValueError(f"times must be >= 0 ms, got {t[t < 0][0]!r}")
+            if (idv < 0).any():
+                raise ValueError(f"ids must be >= 0, got {idv[idv < 0][0]}")
+        if n_neurons is not None:
+            n_neurons = int(n_neurons)
+            if n_neurons < 0:
+                raise ValueError(f"n_neurons must be >= 0, got {n_neurons}")
+            if idv.size and idv.max() >= n_neurons:
+                raise ValueError(
+                    f"ids must be < n_neurons={n_neurons}, got {int(idv.max())}"
+                )
+        order = np.argsort(t, kind="stable")
+        self.times = t[order]
+        self.ids = idv[order]
+        self.times.flags.writeable = False
+        self.ids.flags.writeable = False
+        self.n_neurons = n_neurons
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_lists(cls, per_neuron: Sequence) -> "Spikes":
+        """Build from one array of spike times per neuron (neuron ``i`` is ``per_neuron[i]``)."""
+        times, ids = [], []
+        for i, ts in enumerate(per_neuron):
+            a = np.atleast_1d(np.asarray(ts, dtype=np.float64))
+            if a.ndim != 1:
+                raise ValueError(f"per_neuron[{i}] must be 1-D, got shape {a.shape}")
+            times.append(a)
+            ids.append(np.full(a.shape, i, dtype=np.int64))
+        if not times:
+            return cls(np.empty(0), np.empty(0, dtype=np.int64), n_neurons=0)
+        return cls(np.concatenate(times), np.concatenate(ids), n_neurons=len(per_neuron))
+
+    @classmethod
+    def from_dense(cls, dense, dt: float, t0: float = 0.0) -> "Spikes":
+        """Build from a dense ``(n_neurons, n_steps)`` array of spike counts.
+
+        A count ``c`` in column ``j`` gives ``c`` spikes at time ``t0 + j * dt`` (the start of
+        the bin). Counts must be non-negative integers.
+        """
+        a = np.asarray(dense)
+        if a.ndim != 2:
+            raise ValueError(f"dense must be 2-D (n_neurons, n_steps), got shape {a.shape}")
+        dt = float(dt)
+        if not np.isfinite(dt) or dt <= 0:
+            raise ValueError(f"dt must be finite and > 0, got {dt!r}")
+        af = a.astype(np.float64)
+        if not np.all(np.isfinite(af)) or np.any(af < 0) or np.any(af != np.round(af)):
+            raise ValueError("dense must hold non-negative integer spike counts")
+        counts = af.astype(np.int64)
+        n, j = np.nonzero(counts)
+        reps = counts[n, j]
+        ids = np.repeat(n, reps)
+        times = t0 + np.repeat(j, reps) * dt
+        return cls(times, ids, n_neurons=a.shape[0])
+
+    def to_dense(self, dt: float, t_max: float, n_neurons: int | None = None) -> np.ndarray:
+        """Spike counts in bins ``[j dt, (j+1) dt)``; shape ``(n_neurons, ceil(t_max/dt))``.
+
+        A spike at ``t >= n_steps * dt`` raises (nothing is dropped silently).
+        """
+        n = self.n_neurons if n_neurons is None else int(n_neurons)
+        if n is None:
+            n = int(self.ids.max()) + 1 if self.ids.size else 0
+        dt = float(dt)
+        if not np.isfinite(dt) or dt <= 0:
+            raise ValueError(f"dt must be finite and > 0, got {dt!r}")
+        n_steps = int(np.ceil(float(t_max) / dt))
+        bins = np.floor(self.times / dt).astype(np.int64)
+        if bins.size and bins.max() >= n_steps:
+            raise ValueError(
+                f"a spike at t={self.times[bins.argmax()]!r} ms lies beyond t_max={t_max!r} ms"
+            )
+        if self.ids.size and self.ids.max() >= n:
+            raise ValueError(f"ids must be < n_neurons={n}, got {int(self.ids.max())}")
+        out = np.zeros((n, n_steps), dtype=np.int64)
+        np.add.at(out, (self.ids, bins), 1)
+        return out
+
+    def per_neuron(self, n_neurons: int | None = None) -> list[np.ndarray]:
+        """Spike times of each neuron as a list of sorted arrays."""
+        n = self.n_neurons if n_neurons is None else int(n_neurons)
+        if n is None:
+            n = int(self.ids.max()) + 1 if self.ids.size else 0
+        return [self.times[self.ids == i] for i in range(n)]
+
+    # ------------------------------------------------------------------ conveniences
+    def __len__(self) -> int:
+        return int(self.times.shape[0])
+
+    def __repr__(self) -> str:
+        return f"Spikes(n={len(self)}, n_neurons={self.n_neurons})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Spikes):
+            return NotImplemented
+        return (
+            np.array_equal(self.times, other.times)
+            and np.array_equal(self.ids, other.ids)
+            and self.n_neurons == other.n_neurons
+        )
+
+    __hash__ = None  # type: ignore[assignment]

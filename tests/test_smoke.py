@@ -1,0 +1,25 @@
+"""The README's quick start runs and gives the closed-form answer for a single input."""
+
+import numpy as np
+from scipy.special import lambertw
+
+import eventgrad as eg
+
+
+def test_single_input_equal_taus_matches_lambert_w():
+    tau, w, t_in = 10.0, 3.0, 1.0
+    net = eg.Network(1)
+    pop = net.add_population(1, eg.LIF(tau, tau))
+    net.connect(net.input, pop, [[w]])
+    res = eg.simulate(net, eg.Spikes([t_in], [0]), t_max=100.0)
+    # V = w (s/tau) exp(-s/tau) = 1 with s = t - t_in  ->  s = -tau W0(-1/w)
+    expected = t_in - tau * lambertw(-1.0 / w, 0).real
+    assert abs(res.first_spike_times(0)[0] - expected) < 1e-12
+
+
+def test_cli_demo_runs(capsys):
+    from eventgrad.cli import main
+
+    assert main(["demo", "--hidden", "20", "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "events" in out and "output first-spike times" in out
