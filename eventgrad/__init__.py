@@ -27,3 +27,9 @@ __all__ = [
     "SpikeRecord",
     "Diagnostics",
 ]
+
+from . import losses  # noqa: E402
+from .adjoint import GrazingWarning, VoltageProbe, backward  # noqa: E402
+from .gradients import Gradients, value_and_grad  # noqa: E402
+
+__all__ += ["losses", "value_and_grad", "Gradients", "backward", "VoltageProbe", "GrazingWarning"]

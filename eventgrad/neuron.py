@@ -79,6 +79,16 @@ def _check_positive_finite(name: str, value: float) -> float:
     return v
 
 
+def _check_threshold(value: float) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"threshold must be a real number, got {value!r}") from None
+    if math.isnan(v) or v <= 0.0:
+        raise ValueError(f"threshold must be > 0 (or inf for a non-spiking readout), got {value!r}")
+    return v
+
+
 @dataclass(frozen=True)
 class LIF:
     """Parameters of a current-based LIF neuron (immutable, validated).
@@ -90,7 +100,9 @@ class LIF:
     tau_syn : float
         Synaptic current time constant in ms (finite, > 0). May equal ``tau_mem``.
     threshold : float
-        Firing threshold (dimensionless voltage, finite, > 0: the resting potential is 0).
+        Firing threshold (dimensionless voltage, > 0: the resting potential is 0).
+        ``math.inf`` makes a non-spiking leaky integrator, e.g. a readout for
+        :class:`eventgrad.losses.MaxVoltageCrossEntropy`.
     v_reset : float
         Potential after a spike (finite, < threshold).
     t_ref : float
@@ -107,7 +119,7 @@ class LIF:
     def __post_init__(self) -> None:
         object.__setattr__(self, "tau_mem", _check_positive_finite("tau_mem", self.tau_mem))
         object.__setattr__(self, "tau_syn", _check_positive_finite("tau_syn", self.tau_syn))
-        object.__setattr__(self, "threshold", _check_positive_finite("threshold", self.threshold))
+        object.__setattr__(self, "threshold", _check_threshold(self.threshold))
         try:
             v_reset = float(self.v_reset)
             t_ref = float(self.t_ref)
@@ -241,6 +253,8 @@ class LIF:
         theta = self.threshold
         D_peak, V_peak = self.max_on_interval(V0, I0, H)
         D = np.full(V0.shape, np.inf)
+        if theta == math.inf:
+            return D, D_peak, V_peak, 0
         already = V0 >= theta
         D[already] = 0.0
         cross = (~already) & (V_peak >= theta)

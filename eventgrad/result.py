@@ -81,12 +81,19 @@ class SpikeRecord:
     ids : int64, neuron index within its population
     currents : float64, the synaptic current ``I(t^-)`` just before the spike (before any
         arrival at the same time); ``tau_mem dV/dt^- = currents - threshold``.
+    release_currents : float64, the current at the end of the spike's refractory period
+        (``nan`` when ``t_ref == 0`` or the period ends after ``t_max``).
     """
 
     times: np.ndarray
     pops: np.ndarray
     ids: np.ndarray
     currents: np.ndarray = field(repr=False)
+    release_currents: np.ndarray = field(repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.release_currents is None:
+            self.release_currents = np.full(self.times.shape, np.nan)
 
     def __len__(self) -> int:
         return int(self.times.shape[0])

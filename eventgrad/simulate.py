@@ -175,6 +175,7 @@ def _run_one(plan: _Plan, inputs: Spikes, t_max: float, max_events: int) -> Simu
     rec_p: list[int] = []
     rec_i: list[int] = []
     rec_c: list[float] = []
+    rec_r: list[float] = []  # current at the end of the refractory period (nan: none in window)
 
     def emit_arrivals(src: int, m: int, t: float) -> None:
         nonlocal seq
@@ -195,7 +196,7 @@ def _run_one(plan: _Plan, inputs: Spikes, t_max: float, max_events: int) -> Simu
 
     def predict(st: _PopState, idx: np.ndarray, t: float) -> None:
         nonlocal seq
-        if idx.size == 0:
+        if idx.size == 0 or st.nrn.threshold == math.inf:
             return
         nrn = st.nrn
         H = t_max - t
@@ -239,6 +240,7 @@ def _run_one(plan: _Plan, inputs: Spikes, t_max: float, max_events: int) -> Simu
                 rec_p.append(src)
                 rec_i.append(n)
                 rec_c.append(cur)
+                rec_r.append(math.nan)
                 slope = cur - st.nrn.threshold
                 if slope < diag.min_crossing_slope:
                     diag.min_crossing_slope = slope
@@ -249,7 +251,7 @@ def _run_one(plan: _Plan, inputs: Spikes, t_max: float, max_events: int) -> Simu
                     st.refr[n] = True
                     tr = t + st.nrn.t_ref
                     if tr <= t_max:
-                        queue.add((tr, _RELEASE, src, n, seq))
+                        queue.add((tr, _RELEASE, src, n, seq, len(rec_t) - 1))
                         seq += 1
                 else:
                     predict(st, np.array([n]), t)
@@ -258,6 +260,7 @@ def _run_one(plan: _Plan, inputs: Spikes, t_max: float, max_events: int) -> Simu
             st = states[ev[2]]
             n = ev[3]
             st.advance(t)
+            rec_r[ev[5]] = float(st.I[n])
             st.refr[n] = False
             st.V[n] = st.nrn.v_reset
             predict(st, np.array([n]), t)
@@ -299,5 +302,6 @@ def _run_one(plan: _Plan, inputs: Spikes, t_max: float, max_events: int) -> Simu
     diag.n_events = n_events
     diag.n_spikes = len(rec_t)
     records = SpikeRecord(np.array(rec_t, dtype=np.float64), np.array(rec_p, dtype=np.int64),
-                          np.array(rec_i, dtype=np.int64), np.array(rec_c, dtype=np.float64))
+                          np.array(rec_i, dtype=np.int64), np.array(rec_c, dtype=np.float64),
+                          np.array(rec_r, dtype=np.float64))
     return SimulationResult(network, plan.weights, plan.delays, t_max, inputs, records, diag)

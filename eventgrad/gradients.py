@@ -1,0 +1,134 @@
+"""``value_and_grad``: forward, loss, EventProp backward, for one sample or a batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .adjoint import SampleGradients, VoltageProbe, backward
+from .losses import Loss
+from .network import Network
+from .readout import AT_ARRIVAL, AT_END, first_spike_indices, max_voltage
+from .result import BatchResult, Diagnostics, SimulationResult
+from .simulate import DEFAULT_MAX_EVENTS, simulate
+from .spikes import Spikes
+
+__all__ = ["Gradients", "value_and_grad", "readout_values", "readout_backward"]
+
+
+@dataclass
+class Gradients:
+    """Gradients of the (batch-mean) loss.
+
+    Attributes
+    ----------
+    weights : list of ndarray
+        dL/dw, aligned with ``network.projections``, each of shape ``(n_pre, n_post)``.
+    delays : list of ndarray
+        dL/dd in 1/ms, aligned with ``network.projections``.
+    input_times : ndarray or list of ndarray
+        dL/dt (1/ms) of each input spike, aligned with that sample's ``Spikes.times``; a list
+        with one array per sample for a batch.
+    n_grazing : int
+        Spikes at which the crossing slope was zero to rounding (see
+        :func:`eventgrad.adjoint.backward`); 0 in normal operation.
+    min_crossing_slope : float
+        Smallest ``I - threshold`` over all spikes of the batch: small values mean large
+        (exact) gradients from near-grazing crossings.
+    result : SimulationResult or BatchResult
+        The forward pass the gradients belong to.
+    """
+
+    weights: list[np.ndarray]
+    delays: list[np.ndarray]
+    input_times: np.ndarray | list[np.ndarray]
+    n_grazing: int
+    min_crossing_slope: float
+    result: SimulationResult | BatchResult
+
+
+def readout_values(results: list[SimulationResult], loss: Loss) -> tuple[np.ndarray, list]:
+    """The loss's readout for each sample, shape ``(batch, n)``, and what maps it back.
+
+    For first-spike readouts silent neurons get ``loss.t_silent`` (default ``t_max``).
+    """
+    vals, aux = [], []
+    for r in results:
+        if loss.readout == "first_spike":
+            idx = first_spike_indices(r, loss.pop)
+            t = np.where(idx >= 0, r.records.times[np.maximum(idx, 0)],
+                         r.t_max if loss.t_silent is None else loss.t_silent)
+            vals.append(t)
+            aux.append(idx)
+        elif loss.readout == "max_voltage":
+            mv = max_voltage(r, loss.pop)
+            vals.append(mv.values)
+            aux.append(mv)
+        else:
+            raise ValueError(f"loss.readout must be 'first_spike' or 'max_voltage', got "
+                             f"{loss.readout!r}")
+    return np.stack(vals), aux
+
+
+def readout_backward(result: SimulationResult, loss: Loss, aux, dvalues: np.ndarray
+                     ) -> SampleGradients:
+    """EventProp backward of one sample given ``dL/d(readout)`` of shape ``(n,)``."""
+    pop = result.network.population(loss.pop)
+    if loss.readout == "first_spike":
+        g = np.zeros(len(result.records))
+        has = aux >= 0
+        g[aux[has]] = dvalues[has]
+        return backward(result, g)
+    mv = aux
+    probe = VoltageProbe(pop.index, np.arange(pop.size), mv.times, np.asarray(dvalues, float),
+                         mv.kind == AT_ARRIVAL, mv.vdot_left, mv.kind == AT_END)
+    return backward(result, None, [probe])
+
+
+def value_and_grad(network: Network, spikes, loss: Loss, t_max: float, target=None,
+                   max_events: int = DEFAULT_MAX_EVENTS) -> tuple[float, Gradients]:
+    """Loss and its exact gradient (EventProp) with respect to weights, delays, input times.
+
+    Parameters
+    ----------
+    network : Network
+    spikes : Spikes or sequence of Spikes (a batch)
+    loss : eventgrad.losses.Loss
+    t_max : float, ms
+    target : labels ``(batch,)`` or target times, as the loss needs
+    max_events : see :func:`eventgrad.simulate`
+
+    Returns
+    -------
+    value : float — the loss (mean over the batch)
+    grads : Gradients — of that mean
+    """
+    if not isinstance(loss, Loss):
+        raise TypeError(f"loss must be an eventgrad.losses.Loss, got {type(loss)}")
+    res = simulate(network, spikes, t_max, max_events=max_events)
+    single = isinstance(spikes, Spikes)
+    results = [res] if single else list(res)
+    vals, aux = readout_values(results, loss)
+    v = torch.tensor(vals, dtype=torch.float64, requires_grad=True)
+    if single and target is not None and np.ndim(target) == 0:
+        target = [target]
+    L = loss(v, target)
+    (dv,) = torch.autograd.grad(L, v)
+    dv = dv.numpy()
+    gw = [np.zeros_like(w) for w in network.get_weights()]
+    gd = [np.zeros_like(w) for w in gw]
+    g_in = []
+    n_grazing = 0
+    for b, r in enumerate(results):
+        sg = readout_backward(r, loss, aux[b], dv[b])
+        for i in range(len(gw)):
+            gw[i] += sg.weights[i]
+            gd[i] += sg.delays[i]
+        g_in.append(sg.input_times)
+        n_grazing += sg.n_grazing
+    diag = Diagnostics.combine([r.diagnostics for r in results])
+    grads = Gradients(gw, gd, g_in[0] if single else g_in, n_grazing,
+                      diag.min_crossing_slope, res)
+    return float(L.detach()), grads

@@ -1,0 +1,153 @@
+"""Losses on readouts of a spiking network, shared by both gradient paths.
+
+A loss is a function of one *readout* of one population, batched: the first-spike times
+``(batch, n)`` in ms (``readout = "first_spike"``) or the maxima of V over the window
+``(batch, n)`` (``readout = "max_voltage"``). It is written in torch, so its derivative with
+respect to the readout comes from autograd (exact, and each loss is tested against finite
+differences of its own value). The exact gradient with respect to the network's parameters
+then comes from EventProp (:func:`eventgrad.value_and_grad`), or from the time-stepped path.
+
+Silent neurons (explicit rule)
+------------------------------
+A neuron that does not spike in ``[0, t_max]`` has first-spike time ``inf``. Losses see it as
+``t_silent`` (by default ``t_max``, the end of the window; settable per loss). While a neuron stays
+silent, no small change of any parameter moves this value, so its gradient is exactly zero — the
+same answer central differences give. No weight is bumped behind the user's back; to push silent
+neurons to fire, add a term that sees them (e.g. a voltage readout) explicitly.
+
+Writing your own loss
+---------------------
+Subclass :class:`Loss`: set ``readout`` and ``pop`` and implement ``__call__(values, target)``
+in torch, returning the batch-mean loss. Lower down, :func:`eventgrad.adjoint.backward` takes
+any ``dL/dt`` per recorded spike and any ``dL/dV`` at chosen times (:class:`VoltageProbe`):
+the value and these derivatives are all a loss needs to give.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+__all__ = ["Loss", "FirstSpikeCrossEntropy", "SpikeTimeMSE", "MaxVoltageCrossEntropy"]
+
+
+class Loss:
+    """Base class. Attributes: ``readout`` ("first_spike" or "max_voltage"), ``pop`` (the
+    population read out: object, index or name), ``t_silent`` (ms or None for ``t_max``)."""
+
+    readout: str = "first_spike"
+
+    def __init__(self, pop="output", t_silent: float | None = None) -> None:
+        self.pop = pop
+        if t_silent is not None and not math.isfinite(float(t_silent)):
+            raise ValueError(f"t_silent must be finite, got {t_silent!r}")
+        self.t_silent = None if t_silent is None else float(t_silent)
+
+    def __call__(self, values: torch.Tensor, target=None) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def predict(self, values) -> np.ndarray:
+        """Predicted class per sample (for classification losses), shape (batch,)."""
+        v = np.asarray(values)
+        return np.argmin(v, axis=1) if self.readout == "first_spike" else np.argmax(v, axis=1)
+
+
+def _labels(target, batch: int, n_classes: int) -> torch.Tensor:
+    if target is None:
+        raise ValueError("target: a classification loss needs the labels, shape (batch,)")
+    lab = torch.as_tensor(np.asarray(target), dtype=torch.long).reshape(-1)
+    if lab.shape[0] != batch:
+        raise ValueError(f"target must have shape ({batch},), got {tuple(lab.shape)}")
+    if (lab < 0).any() or (lab >= n_classes).any():
+        raise ValueError(f"target labels must be in [0, {n_classes}), got {lab.tolist()}")
+    return lab
+
+
+class FirstSpikeCrossEntropy(Loss):
+    """EventProp's first-spike-time loss (Wunderlich & Pehle 2021, Yin-Yang):
+
+    ``L = mean_b [ -log softmax(-t_b / tau0)[label_b] + alpha (exp(t_b,label / tau1) - 1) ]``
+
+    with first-spike times ``t`` in ms; the predicted class is the earliest neuron.
+
+    Parameters
+    ----------
+    tau0 : float, ms (default 0.5)
+    tau1 : float, ms (default 6.4)
+    alpha : float (default 3e-3)
+    pop : the output population (default "output")
+    t_silent : ms, stand-in for a silent neuron's time (default: t_max); see module docs
+    """
+
+    readout = "first_spike"
+
+    def __init__(self, tau0: float = 0.5, tau1: float = 6.4, alpha: float = 3e-3, pop="output",
+                 t_silent: float | None = None) -> None:
+        super().__init__(pop, t_silent)
+        for name, v in (("tau0", tau0), ("tau1", tau1)):
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be finite and > 0, got {v!r}")
+        if not math.isfinite(alpha) or alpha < 0:
+            raise ValueError(f"alpha must be finite and >= 0, got {alpha!r}")
+        self.tau0, self.tau1, self.alpha = float(tau0), float(tau1), float(alpha)
+
+    def __call__(self, values: torch.Tensor, target=None) -> torch.Tensor:
+        lab = _labels(target, values.shape[0], values.shape[1])
+        ce = torch.nn.functional.cross_entropy(-values / self.tau0, lab, reduction="none")
+        t_lab = values.gather(1, lab[:, None])[:, 0]
+        return (ce + self.alpha * torch.expm1(t_lab / self.tau1)).mean()
+
+
+class SpikeTimeMSE(Loss):
+    """Mean squared error of first-spike times to targets:
+
+    ``L = mean_{b, n} (t_bn - target_bn)^2`` (ms^2), targets of shape ``(n,)`` or ``(batch, n)``,
+    given here or as ``target`` at call time.
+    """
+
+    readout = "first_spike"
+
+    def __init__(self, targets=None, pop="output", t_silent: float | None = None) -> None:
+        super().__init__(pop, t_silent)
+        self.targets = None if targets is None else self._check(targets)
+
+    @staticmethod
+    def _check(targets) -> np.ndarray:
+        t = np.asarray(targets, dtype=np.float64)
+        if not np.all(np.isfinite(t)):
+            raise ValueError(f"targets must be finite, got {t}")
+        return t
+
+    def __call__(self, values: torch.Tensor, target=None) -> torch.Tensor:
+        tg = self.targets if target is None else self._check(target)
+        if tg is None:
+            raise ValueError("target: SpikeTimeMSE needs target times (in the constructor or "
+                             "as target)")
+        tg_t = torch.as_tensor(tg, dtype=values.dtype)
+        try:
+            tg_t = torch.broadcast_to(tg_t, values.shape)
+        except RuntimeError:
+            raise ValueError(f"targets of shape {tuple(tg.shape)} do not match the readout "
+                             f"{tuple(values.shape)}") from None
+        return ((values - tg_t) ** 2).mean()
+
+
+class MaxVoltageCrossEntropy(Loss):
+    """Softmax cross-entropy of the maxima of V of a non-spiking readout (EventProp's MNIST
+    loss): ``L = mean_b -log softmax(V_max,b)[label_b]``; the predicted class is the largest
+    maximum. The readout population must have ``threshold=inf``.
+    """
+
+    readout = "max_voltage"
+
+    def __init__(self, pop="output", scale: float = 1.0) -> None:
+        super().__init__(pop, None)
+        if not math.isfinite(scale) or scale <= 0:
+            raise ValueError(f"scale must be finite and > 0, got {scale!r}")
+        self.scale = float(scale)
+
+    def __call__(self, values: torch.Tensor, target=None) -> torch.Tensor:
+        lab = _labels(target, values.shape[0], values.shape[1])
+        return torch.nn.functional.cross_entropy(self.scale * values, lab)

@@ -1,0 +1,127 @@
+"""Readouts of a forward result that losses use: first-spike times and the maximum of V.
+
+Both are exact: first-spike times come from the recorded spikes, the maximum of V over
+``[0, t_max]`` from the closed form on every interval between the arrivals into the
+population (interior maxima where ``dV/dt = 0``, the left limit at arrivals, and the ends).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .network import InputPopulation
+from .result import SimulationResult
+
+__all__ = ["first_spike_indices", "MaxVoltage", "max_voltage", "arrivals_into"]
+
+#: Where the maximum of V lies (values of :attr:`MaxVoltage.kind`).
+AT_START, AT_PEAK, AT_ARRIVAL, AT_END = 0, 1, 2, 3
+
+
+def first_spike_indices(result: SimulationResult, pop) -> np.ndarray:
+    """Index into ``result.records`` of each neuron's first spike (-1 where silent).
+
+    Shape ``(pop.size,)``, int64.
+    """
+    p = result.network.population(pop)
+    if isinstance(p, InputPopulation):
+        raise ValueError("pop: first_spike_indices needs a LIF population, not the input")
+    rec = result.records
+    out = np.full(p.size, -1, dtype=np.int64)
+    sel = np.flatnonzero(rec.pops == p.index)[::-1]
+    out[rec.ids[sel]] = sel
+    return out
+
+
+def arrivals_into(result: SimulationResult, pop) -> tuple[np.ndarray, np.ndarray]:
+    """All synaptic arrivals into ``pop`` up to ``t_max`` on a common time axis.
+
+    Returns ``(times, weights)``: the sorted distinct arrival times, shape ``(n,)``, and the
+    summed weight arriving at each neuron at each of them, shape ``(n, pop.size)`` (0 where
+    nothing arrives).
+    """
+    p = result.network.population(pop)
+    a_parts, c_parts, w_parts = [], [], []
+    for proj in result.network.incoming(p):
+        pre = result.spikes(proj.pre)
+        a_parts.append((pre.times[:, None] + result.delays[proj.index][pre.ids]).ravel())
+        w_parts.append(result.weights[proj.index][pre.ids].ravel())
+        c_parts.append(np.tile(np.arange(p.size), pre.times.size))
+    if not a_parts:
+        return np.zeros(0), np.zeros((0, p.size))
+    a, cols, w = np.concatenate(a_parts), np.concatenate(c_parts), np.concatenate(w_parts)
+    keep = a <= result.t_max
+    a, cols, w = a[keep], cols[keep], w[keep]
+    times, inv = np.unique(a, return_inverse=True)
+    W = np.zeros((times.size, p.size))
+    np.add.at(W, (inv, cols), w)
+    return times, W
+
+
+@dataclass
+class MaxVoltage:
+    """Maximum of V over ``[0, t_max]`` for each neuron of a population.
+
+    Attributes (all shape ``(pop.size,)``)
+    ----------
+    values : float64, the maximum (dimensionless voltage)
+    times : float64, where it is reached (ms; the earliest if it is reached more than once)
+    kind : int64, AT_START (t = 0), AT_PEAK (interior, dV/dt = 0), AT_ARRIVAL (the left limit
+        at an arrival, where dV/dt jumps from positive to non-positive) or AT_END (t_max)
+    vdot_left : float64, dV/dt just before ``times`` (1/ms); 0 at an interior peak
+    """
+
+    values: np.ndarray
+    times: np.ndarray
+    kind: np.ndarray
+    vdot_left: np.ndarray
+
+
+def max_voltage(result: SimulationResult, pop) -> MaxVoltage:
+    """Exact maximum of V over ``[0, t_max]`` for a non-spiking population.
+
+    Raises ValueError if a neuron of ``pop`` spiked (the maximum of a spiking neuron is its
+    threshold; use a population with ``threshold=inf`` as a readout).
+    """
+    p = result.network.population(pop)
+    if isinstance(p, InputPopulation):
+        raise ValueError("pop: max_voltage needs a LIF population, not the input")
+    if np.any(result.records.pops == p.index):
+        raise ValueError(f"pop: population {p.name!r} spiked; max_voltage is defined for "
+                         "non-spiking readouts (LIF(threshold=inf))")
+    nrn = p.neuron
+    times, W = arrivals_into(result, p)
+    N = p.size
+    V = np.zeros(N)
+    I = np.zeros(N)
+    best = np.zeros(N)
+    best_t = np.zeros(N)
+    kind = np.full(N, AT_START, dtype=np.int64)
+    vdot = np.zeros(N)
+    t_prev = 0.0
+    edges = list(times) + [result.t_max]
+    for j, t in enumerate(edges):
+        D = t - t_prev
+        if D > 0.0:
+            D_pk = nrn.peak_time(V, I)
+            interior = (D_pk > 0.0) & (D_pk < D)
+            _, V_pk = nrn.propagate(V, I, np.where(interior, D_pk, 0.0))
+            better = interior & (V_pk > best)
+            best = np.where(better, V_pk, best)
+            best_t = np.where(better, t_prev + D_pk, best_t)
+            kind = np.where(better, AT_PEAK, kind)
+            vdot = np.where(better, 0.0, vdot)
+            V, I = nrn.propagate(V, I, D)
+            t_prev = t
+        is_end = j == len(edges) - 1
+        vd = (I - V) / nrn.tau_mem
+        better = V > best
+        best = np.where(better, V, best)
+        best_t = np.where(better, t, best_t)
+        kind = np.where(better, AT_END if is_end else AT_ARRIVAL, kind)
+        vdot = np.where(better, vd, vdot)
+        if not is_end:
+            I = I + W[j]
+    return MaxVoltage(best, best_t, kind, vdot)

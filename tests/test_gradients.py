@@ -1,0 +1,219 @@
+"""EventProp gradients against central finite differences of the same forward pass (float64).
+
+Random networks: feed-forward with 1-3 layers, per-synapse delays, refractoriness, a reset
+below 0, several tau ratios (including tau_mem == tau_syn), and recurrent networks. Each
+gradient kind (weights, delays, input spike times) is compared with 4-point central differences
+of the event engine's loss; the norm-wise relative error must be below 1e-6. Parameters whose
+finite-difference stencil adds or removes a spike are listed (printed) and excluded from that
+comparison, and the test fails if they are more than a small fraction of all parameters.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import eventgrad as eg
+from eventgrad.losses import FirstSpikeCrossEntropy, MaxVoltageCrossEntropy, SpikeTimeMSE
+
+from fdcheck import fd_grad, loss_value, rel_err
+
+TOL = 1e-6
+H_W = 1e-4      # weights (dimensionless)
+H_T = 1e-4      # delays and input times, ms
+
+
+def _ff_net(rng, n_layers, ratio, t_ref, v_reset=0.0):
+    tm = 20.0
+    nrn = eg.LIF(tm, tm / ratio, t_ref=t_ref, v_reset=v_reset)
+    sizes = [3] + [int(rng.integers(3, 5)) for _ in range(n_layers - 1)] + [2]
+    k_pk = float(nrn.kernel(nrn.peak_time(0.0, 1.0)))
+    weights, delays = [], []
+    for i in range(n_layers):
+        scale = 2.5 / (sizes[i] * k_pk)
+        weights.append(rng.normal(scale, 0.6 * scale, (sizes[i], sizes[i + 1])))
+        delays.append(rng.uniform(0.0, 3.0, (sizes[i], sizes[i + 1])))
+    return eg.Network.feedforward(sizes, nrn, weights=weights, delays=delays)
+
+
+def _recurrent_net(rng, ratio, t_ref):
+    tm = 15.0
+    nrn = eg.LIF(tm, tm / ratio, t_ref=t_ref)
+    k_pk = float(nrn.kernel(nrn.peak_time(0.0, 1.0)))
+    net = eg.Network(3)
+    hid = net.add_population(4, nrn, name="hidden")
+    out = net.add_population(2, nrn, name="output")
+    net.connect(net.input, hid, rng.normal(1.0, 0.4, (3, 4)) / k_pk, rng.uniform(0, 2, (3, 4)))
+    rec_w = rng.normal(0.0, 0.15, (4, 4)) / k_pk
+    net.connect(hid, hid, rec_w, rng.uniform(0.5, 2.0, (4, 4)))      # onto itself
+    net.connect(hid, out, rng.normal(0.7, 0.3, (4, 2)) / k_pk, rng.uniform(0, 2, (4, 2)))
+    net.connect(out, hid, rng.normal(-0.2, 0.1, (2, 4)) / k_pk, 1.0)  # back to an earlier one
+    return net
+
+
+def _inputs(rng, n=3):
+    return eg.Spikes(np.sort(rng.uniform(0.0, 8.0, n)), rng.permutation(n))
+
+
+def _draw(rng, build, t_max, tries=50):
+    """A network and input whose output spikes (so that the loss depends on the parameters)."""
+    for _ in range(tries):
+        net = build(rng)
+        sp = _inputs(rng)
+        res = eg.simulate(net, sp, t_max)
+        if np.all(np.isfinite(res.first_spike_times("output"))):
+            return net, sp
+    raise AssertionError("no active network found")
+
+
+def _check_all(net, sp, loss, t_max, target=None, label=""):
+    L, g = eg.value_and_grad(net, sp, loss, t_max, target)
+    shapes = [p.weights.shape for p in net.projections]
+    sizes = [int(np.prod(s)) for s in shapes]
+
+    def unflat(x):
+        out, i = [], 0
+        for s, n in zip(shapes, sizes):
+            out.append(x[i:i + n].reshape(s))
+            i += n
+        return out
+
+    w0 = np.concatenate([w.ravel() for w in net.get_weights()])
+    d0 = np.concatenate([d.ravel() for d in net.get_delays()])
+
+    def with_weights(x):
+        n2 = net.copy()
+        n2.set_weights(unflat(x))
+        return n2
+
+    def with_delays(x):
+        n2 = net.copy()
+        n2.set_delays(unflat(np.maximum(x, 0.0)))
+        return n2
+
+    def loss_of(n2, sp2):
+        return loss_value(n2, sp2, loss, t_max, target)
+
+    checks = {
+        "weights": (w0, H_W, lambda x: loss_of(with_weights(x), sp),
+                    np.concatenate([a.ravel() for a in g.weights])),
+        # delays at 0 cannot be stepped below 0: the drawn delays are > 0 almost surely
+        "delays": (d0, H_T, lambda x: loss_of(with_delays(x), sp),
+                   np.concatenate([a.ravel() for a in g.delays])),
+        "input_times": (sp.times.copy(), H_T, lambda x: loss_of(net, eg.Spikes(x, sp.ids)),
+                        g.input_times),
+    }
+    errors = {}
+    for kind, (x0, h, f, ours) in checks.items():
+        fd = fd_grad(f, x0, h)
+        if fd.discontinuous:
+            print(f"{label} {kind}: stencil changes spike counts at {fd.discontinuous}; "
+                  "excluded from the comparison")
+        assert len(fd.discontinuous) <= max(1, x0.size // 5), (label, kind, fd.discontinuous)
+        assert np.linalg.norm(np.nan_to_num(fd.grad)) > 0, (label, kind, "zero gradient")
+        errors[kind] = rel_err(ours, fd.grad)
+        assert errors[kind] < TOL, (label, kind, errors[kind], ours, fd.grad)
+    print(label, {k: f"{v:.1e}" for k, v in errors.items()})
+    return errors
+
+
+@pytest.mark.parametrize("n_layers,ratio,t_ref,seed", [
+    (1, 4.0, 0.0, 1),
+    (2, 1.0, 0.0, 2),       # tau_mem == tau_syn
+    (2, 2.0, 1.5, 3),       # refractory
+    (3, 0.5, 1.0, 4),       # tau_syn > tau_mem, refractory, three layers
+    (2, 1.0 + 1e-9, 0.0, 5),  # near-equal time constants
+])
+def test_feedforward_first_spike_mse(n_layers, ratio, t_ref, seed):
+    rng = np.random.default_rng(seed)
+    net, sp = _draw(rng, lambda r: _ff_net(r, n_layers, ratio, t_ref, v_reset=-0.1), 80.0)
+    loss = SpikeTimeMSE(targets=[12.0, 18.0])
+    _check_all(net, sp, loss, 80.0, label=f"ff{n_layers} r{ratio} tref{t_ref}")
+
+
+@pytest.mark.parametrize("ratio,t_ref,seed", [(4.0, 0.0, 11), (1.0, 1.0, 12)])
+def test_recurrent_cross_entropy(ratio, t_ref, seed):
+    rng = np.random.default_rng(seed)
+    net, sp = _draw(rng, lambda r: _recurrent_net(r, ratio, t_ref), 60.0)
+    res = eg.simulate(net, sp, 60.0)
+    assert res.spike_counts("hidden").sum() > 4  # recurrence is exercised
+    loss = FirstSpikeCrossEntropy(tau0=2.0, tau1=10.0, alpha=0.01)
+    _check_all(net, sp, loss, 60.0, target=1, label=f"rec r{ratio} tref{t_ref}")
+
+
+def test_max_voltage_readout():
+    rng = np.random.default_rng(21)
+    nrn = eg.LIF(10.0, 5.0)
+    readout = eg.LIF(10.0, 5.0, threshold=np.inf)
+    net = eg.Network(3)
+    hid = net.add_population(5, nrn, name="hidden")
+    out = net.add_population(3, readout, name="output")
+    k_pk = float(nrn.kernel(nrn.peak_time(0.0, 1.0)))
+    net.connect(net.input, hid, rng.normal(1.0, 0.5, (3, 5)) / k_pk, rng.uniform(0, 2, (3, 5)))
+    net.connect(hid, out, rng.normal(0.2, 0.5, (5, 3)), rng.uniform(0, 2, (5, 3)))
+    sp = _inputs(rng)
+    assert eg.simulate(net, sp, 40.0).spike_counts("hidden").sum() > 0
+    _check_all(net, sp, MaxVoltageCrossEntropy(), 40.0, target=2, label="max-voltage")
+
+
+def test_batch_is_mean_of_samples():
+    rng = np.random.default_rng(31)
+    net, _ = _draw(rng, lambda r: _ff_net(r, 2, 4.0, 0.0), 60.0)
+    batch = [_inputs(rng) for _ in range(3)]
+    loss = SpikeTimeMSE(targets=[12.0, 18.0])
+    L, g = eg.value_and_grad(net, batch, loss, 60.0)
+    singles = [eg.value_and_grad(net, s, loss, 60.0) for s in batch]
+    assert L == pytest.approx(np.mean([s[0] for s in singles]), rel=1e-14)
+    for i in range(len(net.projections)):
+        mean_w = np.mean([s[1].weights[i] for s in singles], axis=0)
+        np.testing.assert_allclose(g.weights[i], mean_w, rtol=1e-12, atol=1e-15)
+    for b in range(3):
+        np.testing.assert_allclose(g.input_times[b], singles[b][1].input_times / 3, rtol=1e-12,
+                                   atol=1e-15)
+
+
+def test_memory_is_per_spike():
+    """A long simulation keeps one record per spike and no per-time-step state."""
+    rng = np.random.default_rng(41)
+    net, sp = _draw(rng, lambda r: _ff_net(r, 2, 4.0, 0.0), 60.0)
+    long_input = eg.Spikes(np.concatenate([sp.times + 200.0 * k for k in range(20)]),
+                           np.tile(sp.ids, 20))
+    res = eg.simulate(net, long_input, 4000.0)
+    n = res.diagnostics.n_spikes
+    for arr in (res.records.times, res.records.pops, res.records.ids, res.records.currents,
+                res.records.release_currents):
+        assert arr.shape == (n,)
+    stored = sum(a.nbytes for a in (res.records.times, res.records.pops, res.records.ids,
+                                     res.records.currents, res.records.release_currents))
+    assert stored == 40 * n
+    L, g = eg.value_and_grad(net, long_input, SpikeTimeMSE(targets=[12.0, 18.0]), 4000.0)
+    assert all(np.all(np.isfinite(w)) for w in g.weights)
+
+
+def test_near_grazing_gradient_is_large_and_finite():
+    """One input, weight just above the firing weight: the crossing slope I - theta -> 0.
+
+    For tau_mem == 2 tau_syn and one input of weight w at 0, the spike time is
+    t = -tm log x with x = (1 + sqrt(1 - 4/w))/2, so dt/dw = tm (dx/dw)/x diverges as w -> 4.
+    """
+    tm, ts = 20.0, 10.0
+    for eps in (1e-2, 1e-5, 1e-8):
+        w = 4.0 * (1 + eps)
+        net = eg.Network(1)
+        pop = net.add_population(1, eg.LIF(tm, ts), name="output")
+        net.connect(net.input, pop, [[w]])
+        loss = SpikeTimeMSE(targets=[0.0])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            L, g = eg.value_and_grad(net, eg.Spikes([0.0], [0]), loss, 100.0)
+        s = np.sqrt(1 - 4 / w)
+        x = (1 + s) / 2
+        t = -tm * np.log(x)
+        dx_dw = 1 / (w**2 * s)
+        dt_dw = -tm * dx_dw / x
+        expected = 2 * t * dt_dw
+        assert g.weights[0][0, 0] == pytest.approx(expected, rel=1e-6)
+        assert g.n_grazing == 0
+        assert g.min_crossing_slope > 0
