@@ -15,7 +15,7 @@ from .result import BatchResult, Diagnostics, SimulationResult
 from .simulate import DEFAULT_MAX_EVENTS, simulate
 from .spikes import Spikes
 
-__all__ = ["Gradients", "value_and_grad", "readout_values", "readout_backward"]
+__all__ = ["Gradients", "value_and_grad", "readout_values", "readout_backward", "sample_backward"]
 
 
 @dataclass
@@ -54,37 +54,58 @@ def readout_values(results: list[SimulationResult], loss: Loss) -> tuple[np.ndar
 
     For first-spike readouts silent neurons get ``loss.t_silent`` (default ``t_max``).
     """
+    return read(results, loss.readout, loss.pop, loss.t_silent)
+
+
+def read(results: list[SimulationResult], readout: str, pop, t_silent: float | None = None
+         ) -> tuple[np.ndarray, list]:
+    """Readout ``readout`` ("first_spike" or "max_voltage") of ``pop`` for each sample.
+
+    Returns the values, shape ``(batch, pop.size)``, and per sample what
+    :func:`sample_backward` needs to map a derivative back onto the events.
+    """
     vals, aux = [], []
     for r in results:
-        if loss.readout == "first_spike":
-            idx = first_spike_indices(r, loss.pop)
+        if readout == "first_spike":
+            idx = first_spike_indices(r, pop)
             t = np.where(idx >= 0, r.records.times[np.maximum(idx, 0)],
-                         r.t_max if loss.t_silent is None else loss.t_silent)
+                         r.t_max if t_silent is None else t_silent)
             vals.append(t)
             aux.append(idx)
-        elif loss.readout == "max_voltage":
-            mv = max_voltage(r, loss.pop)
+        elif readout == "max_voltage":
+            mv = max_voltage(r, pop)
             vals.append(mv.values)
             aux.append(mv)
         else:
-            raise ValueError(f"loss.readout must be 'first_spike' or 'max_voltage', got "
-                             f"{loss.readout!r}")
+            raise ValueError(f"readout must be 'first_spike' or 'max_voltage', got {readout!r}")
     return np.stack(vals), aux
 
 
 def readout_backward(result: SimulationResult, loss: Loss, aux, dvalues: np.ndarray
                      ) -> SampleGradients:
     """EventProp backward of one sample given ``dL/d(readout)`` of shape ``(n,)``."""
-    pop = result.network.population(loss.pop)
-    if loss.readout == "first_spike":
-        g = np.zeros(len(result.records))
-        has = aux >= 0
-        g[aux[has]] = dvalues[has]
-        return backward(result, g)
-    mv = aux
-    probe = VoltageProbe(pop.index, np.arange(pop.size), mv.times, np.asarray(dvalues, float),
-                         mv.kind == AT_ARRIVAL, mv.vdot_left, mv.kind == AT_END)
-    return backward(result, None, [probe])
+    return sample_backward(result, [(loss.readout, loss.pop, aux, dvalues)])
+
+
+def sample_backward(result: SimulationResult, terms: list[tuple]) -> SampleGradients:
+    """EventProp backward of one sample for a sum of readout terms.
+
+    ``terms`` is a list of ``(readout, pop, aux, dvalues)`` with ``readout`` in
+    ``{"first_spike", "max_voltage"}``, ``aux`` what :func:`readout_values` returned for this
+    sample and ``dvalues`` the loss's derivative with respect to that readout, shape ``(n,)``.
+    """
+    g = np.zeros(len(result.records))
+    probes = []
+    for readout, pop_key, aux, dvalues in terms:
+        dvalues = np.asarray(dvalues, dtype=np.float64)
+        if readout == "first_spike":
+            has = aux >= 0
+            g[aux[has]] += dvalues[has]
+        else:
+            pop = result.network.population(pop_key)
+            probes.append(VoltageProbe(pop.index, np.arange(pop.size), aux.times, dvalues,
+                                       aux.kind == AT_ARRIVAL, aux.vdot_left, aux.kind == AT_END))
+    return backward(result, g, probes)
 
 
 def value_and_grad(network: Network, spikes, loss: Loss, t_max: float, target=None,

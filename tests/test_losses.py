@@ -1,0 +1,69 @@
+"""Each loss's own derivative (autograd) against central differences of its value, and the
+loss formulas against direct numpy evaluations."""
+
+import numpy as np
+import pytest
+import torch
+
+from eventgrad.losses import FirstSpikeCrossEntropy, MaxVoltageCrossEntropy, SpikeTimeMSE
+
+
+def _fd(loss, values, target, h=1e-6):
+    g = np.zeros_like(values)
+    for idx in np.ndindex(values.shape):
+        vp, vm = values.copy(), values.copy()
+        vp[idx] += h
+        vm[idx] -= h
+        g[idx] = (float(loss(torch.tensor(vp), target)) - float(loss(torch.tensor(vm), target))) / (2 * h)
+    return g
+
+
+def _autograd(loss, values, target):
+    v = torch.tensor(values, requires_grad=True)
+    (g,) = torch.autograd.grad(loss(v, target), v)
+    return g.numpy()
+
+
+@pytest.mark.parametrize("loss,values,target", [
+    (FirstSpikeCrossEntropy(), np.array([[3.0, 4.5, 9.0], [12.0, 2.0, 2.5]]), [0, 2]),
+    (FirstSpikeCrossEntropy(tau0=2.0, tau1=5.0, alpha=0.1), np.array([[3.0, 4.5]]), [1]),
+    (SpikeTimeMSE(targets=[5.0, 10.0, 15.0]), np.array([[3.0, 4.5, 9.0], [12.0, 2.0, 2.5]]), None),
+    (MaxVoltageCrossEntropy(), np.array([[0.3, 0.9, -0.2], [1.2, 0.1, 0.4]]), [1, 0]),
+])
+def test_derivative_matches_differences(loss, values, target):
+    np.testing.assert_allclose(_autograd(loss, values, target), _fd(loss, values, target),
+                               rtol=1e-6, atol=1e-9)
+
+
+def test_first_spike_cross_entropy_formula():
+    t = np.array([[3.0, 4.5, 9.0]])
+    tau0, tau1, alpha = 0.5, 6.4, 3e-3
+    z = -t[0] / tau0
+    ce = -(z[1] - np.log(np.exp(z).sum()))
+    expected = ce + alpha * (np.exp(t[0, 1] / tau1) - 1)
+    got = float(FirstSpikeCrossEntropy(tau0, tau1, alpha)(torch.tensor(t), [1]))
+    assert got == pytest.approx(expected, rel=1e-14)
+
+
+def test_spike_time_mse_formula_and_batch_targets():
+    t = np.array([[3.0, 4.0], [1.0, 2.0]])
+    tg = np.array([[2.0, 2.0], [1.0, 0.0]])
+    assert float(SpikeTimeMSE()(torch.tensor(t), tg)) == pytest.approx((1 + 4 + 0 + 4) / 4)
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: FirstSpikeCrossEntropy(tau0=0.0), "tau0"),
+    (lambda: FirstSpikeCrossEntropy(alpha=-1.0), "alpha"),
+    (lambda: SpikeTimeMSE(targets=[np.nan]), "targets"),
+    (lambda: MaxVoltageCrossEntropy(scale=0.0), "scale"),
+])
+def test_bad_parameters(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_bad_labels():
+    with pytest.raises(ValueError, match="target"):
+        FirstSpikeCrossEntropy()(torch.zeros(2, 3, dtype=torch.float64), [0, 3])
+    with pytest.raises(ValueError, match="target"):
+        FirstSpikeCrossEntropy()(torch.zeros(2, 3, dtype=torch.float64), None)
