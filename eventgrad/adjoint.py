@@ -83,8 +83,8 @@ class SampleGradients:
     input_times : ndarray, shape (n_input_spikes,)
         dL/dt for each input spike, aligned with ``result.inputs.times`` (1/ms).
     spike_times : ndarray, shape (n_spikes,)
-        Total dL/dt_k of each recorded spike (through the loss and through everything the
-        spike causes), aligned with ``result.records``.
+        dL/dt_k of each recorded spike through the loss, its arrivals and its refractory
+        release (``G_k`` of docs/adjoint.md), aligned with ``result.records``.
     n_grazing : int
         Spikes whose crossing slope ``I - threshold`` was <= 0 to rounding (see
         :func:`backward`).
