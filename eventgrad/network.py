@@ -176,8 +176,20 @@ class Network:
         self._populations.append(pop)
         return pop
 
-    def population(self, key) -> AnyPopulation:
-        """Resolve a population given as object, index into :attr:`populations`, or name."""
+    def population(self, key, arg: str = "pop") -> AnyPopulation:
+        """Resolve a population given as object, index into :attr:`populations`, or name.
+
+        ``arg`` is the argument name used in error messages.
+        """
+        try:
+            return self._resolve(key)
+        except (ValueError, KeyError, IndexError, TypeError) as e:
+            msg = e.args[0] if e.args else str(e)
+            if msg.startswith("pop:") and arg != "pop":
+                msg = f"{arg}:" + msg[4:]
+            raise type(e)(msg) from None
+
+    def _resolve(self, key) -> AnyPopulation:
         if isinstance(key, InputPopulation):
             if key is not self.input:
                 raise ValueError("pop: this input population belongs to another network")
@@ -212,8 +224,8 @@ class Network:
         delay : float or array_like of shape (pre.size, post.size)
             Delays in ms, >= 0.
         """
-        pre_p = self.population(pre)
-        post_p = self.population(post)
+        pre_p = self.population(pre, "pre")
+        post_p = self.population(post, "post")
         if isinstance(post_p, InputPopulation):
             raise ValueError("post: the input population cannot receive projections")
         proj = Projection(pre_p, post_p, weights, delay, len(self._projections))

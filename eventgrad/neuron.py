@@ -227,6 +227,10 @@ class LIF:
         def f(D: float) -> float:
             return self.voltage_scalar(V0, I0, D) - theta
 
+        if f(D_end) <= 0.0:
+            # The maximum touches threshold to the last bit (or the vectorised and scalar
+            # exponentials differ by an ulp there): the crossing is at the maximum itself.
+            return D_end
         return brentq(f, 0.0, D_end, xtol=_TINY, rtol=ROOT_RTOL, maxiter=200)
 
     def next_crossing(self, V0, I0, H):

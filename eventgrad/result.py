@@ -25,7 +25,8 @@ class Diagnostics:
     n_spikes : int
         Spikes of LIF neurons.
     n_predictions : int
-        Threshold-crossing predictions made (one per neuron whose current changed).
+        Threshold-crossing predictions made (one per neuron reached by an arrival, plus one
+        after each spike without refractory period and one at each refractory release).
     n_root_solves : int
         Bracketed root solves (predictions whose maximum reached threshold).
     closest_approach : float
@@ -80,7 +81,9 @@ class SpikeRecord:
     pops : int64, index into ``network.populations``
     ids : int64, neuron index within its population
     currents : float64, the synaptic current ``I(t^-)`` just before the spike (before any
-        arrival at the same time); ``tau_mem dV/dt^- = currents - threshold``.
+        arrival at the same time; for the rare "immediate" spikes of
+        :attr:`Diagnostics.n_immediate_spikes`, after the arrivals that revealed them);
+        ``tau_mem dV/dt^- = currents - threshold``.
     release_currents : float64, the current at the end of the spike's refractory period
         (``nan`` when ``t_ref == 0`` or the period ends after ``t_max``).
     """
@@ -214,7 +217,8 @@ class SimulationResult:
                                0.0).sum(axis=1)
             j = np.searchsorted(s_n, T, side="right") - 1
             has = j >= 0
-            r = np.where(has, s_n[np.maximum(j, 0)] + nrn.t_ref, 0.0)
+            last = s_n[np.maximum(j, 0)] if s_n.size else np.zeros(T.size)
+            r = np.where(has, last + nrn.t_ref, 0.0)
             # current at release r
             lag_r = r[:, None] - a[None, :]
             past_r = lag_r >= 0

@@ -28,8 +28,14 @@ class Spikes:
     __slots__ = ("times", "ids", "n_neurons")
 
     def __init__(self, times, ids, n_neurons: int | None = None) -> None:
-        t = np.asarray(times, dtype=np.float64)
+        try:
+            t = np.asarray(times, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"times must be real numbers, got {times!r}") from None
         raw_ids = np.asarray(ids)
+        if raw_ids.size and not (np.issubdtype(raw_ids.dtype, np.integer)
+                                 or np.issubdtype(raw_ids.dtype, np.floating)):
+            raise TypeError(f"ids must be integers, got {ids!r}")
         if t.ndim != 1:
             raise ValueError(f"times must be 1-D, got shape {t.shape}")
         if raw_ids.ndim != 1:
@@ -53,6 +59,9 @@ class Spikes:
             if (idv < 0).any():
                 raise ValueError(f"ids must be >= 0, got {idv[idv < 0][0]}")
         if n_neurons is not None:
+            if isinstance(n_neurons, (bool, np.bool_)) or not isinstance(
+                    n_neurons, (int, np.integer)):
+                raise TypeError(f"n_neurons must be an integer, got {n_neurons!r}")
             n_neurons = int(n_neurons)
             if n_neurons < 0:
                 raise ValueError(f"n_neurons must be >= 0, got {n_neurons}")
@@ -116,8 +125,14 @@ class Spikes:
         dt = float(dt)
         if not np.isfinite(dt) or dt <= 0:
             raise ValueError(f"dt must be finite and > 0, got {dt!r}")
-        n_steps = int(np.ceil(float(t_max) / dt))
+        t_max_f = float(t_max)
+        if not np.isfinite(t_max_f) or t_max_f <= 0:
+            raise ValueError(f"t_max must be finite and > 0 ms, got {t_max!r}")
+        n_steps = int(np.ceil(t_max_f / dt))
+        # bin j holds j*dt <= t < (j+1)*dt, with j*dt computed exactly as from_dense does
         bins = np.floor(self.times / dt).astype(np.int64)
+        bins += ((bins + 1) * dt <= self.times).astype(np.int64)
+        bins -= (bins * dt > self.times).astype(np.int64)
         if bins.size and bins.max() >= n_steps:
             raise ValueError(
                 f"a spike at t={self.times[bins.argmax()]!r} ms lies beyond t_max={t_max!r} ms"

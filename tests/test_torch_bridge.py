@@ -99,5 +99,5 @@ def test_negative_delay_after_step_is_a_clear_error():
     with pytest.raises(ValueError, match="delays of projection 0"):
         model(batch)
     model.clamp_delays_()
-    assert float(model.delays[0][0, 0]) == 0.0
+    assert float(model.delays[0][0, 0].detach()) == 0.0
     model(batch)
