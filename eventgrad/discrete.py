@@ -1,0 +1,416 @@
+"""The time-stepped path: the same networks on a grid of step ``dt``, with surrogate gradients.
+
+This is the computation most of the field uses (Neftci, Mostafa & Zenke 2019; Zenke & Vogels
+2021), run on the *same* :class:`~eventgrad.Network` objects, losses and result shapes as the
+event path, so that the two gradients can be put side by side. Torch underneath, batched over
+samples, float64 by default.
+
+The step (state ``U[m], I[m]`` at ``t_m = m dt``; population by population in index order)
+------------------------------------------------------------------------------------------------
+1. propagate over ``dt``: ``I <- alpha I`` and, by ``update``,
+
+   * ``"exact"`` (default): ``U <- beta U + k(dt) I``, the closed form of the linear dynamics
+     over one step (exponential-Euler coefficients; the only error left is where spikes sit);
+   * ``"euler"``: ``U <- beta U + (1 - beta) I``, the seeds' ``U[n+1] = beta U[n] + I[n]`` with
+     the input gain ``1 - beta`` made explicit so that it integrates the same equation (the
+     seeds absorb it into the weights); I reaches U one step late;
+
+   with ``alpha = exp(-dt/tau_syn)``, ``beta = exp(-dt/tau_mem)``;
+2. add what arrives in ``(t_{m-1}, t_m]``: input spikes by ``inputs`` —
+
+   * ``"offset"`` (default): with their sub-step offset ``s = t_m - a``: ``I += w e^{-s/tau_syn}``,
+     ``U += w k(s)`` (exact for inputs),
+   * ``"round"``: at the nearest grid time, ``I += w`` —
+
+   and spikes of LIF populations emitted at grid times, delayed by their delay rounded to whole
+   steps (a zero delay from a population to itself or to an earlier one becomes one step,
+   since that population's spikes of this step are not known yet; both are reported);
+3. spike: ``S = H(U - threshold)`` forward, ``surrogate(U - threshold)`` backward;
+4. reset, by ``reset``: ``"to_reset"`` (default) ``U <- S v_reset + (1 - S) U``; ``"subtract"``
+   ``U <- U - (threshold - v_reset) S``; ``"multiplicative"`` ``U <- (1 - S) U``. With
+   ``detach_reset=True`` (default) the ``S`` of the reset is cut from the graph;
+5. refractoriness: ``round(t_ref/dt)`` steps at ``v_reset`` after a spike.
+
+Spike times are interpolated inside the step where U crosses, ``t = t_{m-1} + dt
+(threshold - U[m-1]) / (U[m] - U[m-1])`` (differentiable; ``interpolate=False`` gives the grid
+time ``t_m`` with zero derivative). The maximum of V of a readout is the maximum over the grid.
+
+Defaults and why
+----------------
+``surrogate=Surrogate("superspike", 10)``: SuperSpike is the seeds' surrogate and scale 10 per
+unit threshold is a common choice; ``reset="to_reset"``: the event model's reset;
+``detach_reset=True``: what common code does (an undetached reset with an unnormalised
+surrogate can make the threshold repelling); ``update="exact"`` and ``inputs="offset"``: so that
+the forward pass differs from the exact one only by the grid on which spikes are detected,
+which isolates what the surrogate does; ``interpolate=True``: spike-time losses need it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .gradients import Gradients
+from .losses import Loss
+from .network import InputPopulation, Network
+from .spikes import Spikes
+from .surrogates import Surrogate, spike
+
+__all__ = ["simulate", "value_and_grad", "DiscreteResult", "DiscreteBatchResult",
+           "DiscreteDiagnostics", "run"]
+
+_RESETS = ("to_reset", "subtract", "multiplicative")
+_UPDATES = ("exact", "euler")
+_INPUTS = ("offset", "round")
+
+
+@dataclass
+class DiscreteDiagnostics:
+    """What the grid did to the model.
+
+    Attributes
+    ----------
+    dt : float, ms
+    n_steps : int — steps simulated; the grid ends at ``n_steps * dt``
+    max_delay_rounding : float, ms — largest |rounded delay - delay| over all synapses
+    lagged_projections : list of int — projections whose zero (rounded) delay became one step
+    max_t_ref_rounding : float, ms
+    settings : dict — the options used
+    """
+
+    dt: float
+    n_steps: int
+    max_delay_rounding: float
+    lagged_projections: list
+    max_t_ref_rounding: float
+    settings: dict = field(default_factory=dict)
+
+
+class DiscreteResult:
+    """One sample of a time-stepped simulation (same reading API as the event path's result).
+
+    ``spikes(pop)`` gives interpolated spike times (grid times with ``interpolate=False``);
+    ``first_spike_times(pop)`` the first of them (``inf`` where silent); ``voltage(pop)`` the
+    grid trace ``(n_steps + 1, pop.size)`` when recorded (``record_voltage=True``), with
+    ``times`` the grid.
+    """
+
+    def __init__(self, network: Network, batch_run: "_Run", b: int) -> None:
+        self.network = network
+        self._run = batch_run
+        self._b = b
+        self.t_max = batch_run.t_max
+        self.diagnostics = batch_run.diagnostics
+
+    @property
+    def times(self) -> np.ndarray:
+        return np.arange(self._run.n_steps + 1) * self._run.dt
+
+    def spikes(self, pop) -> Spikes:
+        p = self.network.population(pop)
+        if isinstance(p, InputPopulation):
+            return self._run.inputs[self._b]
+        t, ids = self._run.spike_lists[p.index][self._b]
+        return Spikes(t, ids, n_neurons=p.size)
+
+    def spike_counts(self, pop) -> np.ndarray:
+        p = self.network.population(pop)
+        return np.bincount(self.spikes(p).ids, minlength=p.size).astype(np.int64)
+
+    def first_spike_times(self, pop) -> np.ndarray:
+        p = self.network.population(pop)
+        return self._run.first[p.index][self._b].detach().cpu().numpy().astype(np.float64)
+
+    def voltage(self, pop) -> np.ndarray:
+        p = self.network.population(pop)
+        if self._run.voltages is None:
+            raise ValueError("voltage: run with record_voltage=True to keep the traces")
+        return self._run.voltages[p.index][:, self._b].cpu().numpy()
+
+
+class DiscreteBatchResult(Sequence):
+    """A batch of :class:`DiscreteResult`; ``first_spike_times(pop)`` has shape (batch, n)."""
+
+    def __init__(self, network: Network, batch_run: "_Run") -> None:
+        self._items = [DiscreteResult(network, batch_run, b) for b in range(batch_run.batch)]
+        self.diagnostics = batch_run.diagnostics
+
+    def __getitem__(self, i):
+        return self._items[i]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def first_spike_times(self, pop) -> np.ndarray:
+        return np.stack([r.first_spike_times(pop) for r in self._items])
+
+    def spike_counts(self, pop) -> np.ndarray:
+        return np.stack([r.spike_counts(pop) for r in self._items])
+
+
+@dataclass
+class _Run:
+    t_max: float
+    dt: float
+    n_steps: int
+    batch: int
+    inputs: list
+    first: list            # per population: (B, N) tensor, interpolated first-spike times (inf)
+    vmax: list             # per population: (B, N) tensor, max of U over the grid
+    spike_lists: list      # per population: per sample (times, ids) numpy
+    voltages: list | None  # per population: (n_steps + 1, B, N) tensor or None
+    diagnostics: DiscreteDiagnostics
+
+
+def _check_options(dt, t_max, reset, update, inputs, surrogate, dtype):
+    dt = float(dt)
+    if not math.isfinite(dt) or dt <= 0:
+        raise ValueError(f"dt must be finite and > 0 ms, got {dt!r}")
+    t_max = float(t_max)
+    if not math.isfinite(t_max) or t_max <= 0:
+        raise ValueError(f"t_max must be finite and > 0 ms, got {t_max!r}")
+    if reset not in _RESETS:
+        raise ValueError(f"reset must be one of {_RESETS}, got {reset!r}")
+    if update not in _UPDATES:
+        raise ValueError(f"update must be one of {_UPDATES}, got {update!r}")
+    if inputs not in _INPUTS:
+        raise ValueError(f"inputs must be one of {_INPUTS}, got {inputs!r}")
+    if not isinstance(surrogate, Surrogate):
+        raise TypeError(f"surrogate must be an eventgrad.surrogates.Surrogate, got {surrogate!r}")
+    if dtype not in (torch.float64, torch.float32):
+        raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype!r}")
+    n = t_max / dt
+    n_steps = int(round(n)) if abs(n - round(n)) < 1e-9 * max(1.0, n) else int(math.ceil(n))
+    return dt, t_max, n_steps
+
+
+def run(network: Network, spikes, t_max: float, dt: float, weights=None,
+        surrogate: Surrogate | None = None, reset: str = "to_reset", detach_reset: bool = True,
+        update: str = "exact", inputs: str = "offset", interpolate: bool = True,
+        dtype: torch.dtype = torch.float64, record_voltage: bool = False) -> _Run:
+    """The time-stepped forward pass with autograd graph; see the module docs for options.
+
+    ``weights``: one tensor per projection (default: the network's weights, as constants).
+    Returns the internal run record used by :func:`simulate` and :func:`value_and_grad`.
+    """
+    surrogate = Surrogate() if surrogate is None else surrogate
+    dt, t_max, n_steps = _check_options(dt, t_max, reset, update, inputs, surrogate, dtype)
+    batch = [spikes] if isinstance(spikes, Spikes) else list(spikes)
+    for b, s in enumerate(batch):
+        if not isinstance(s, Spikes):
+            raise TypeError(f"spikes[{b}] must be an eventgrad.Spikes, got {type(s)}")
+        if len(s) and s.ids.max() >= network.input.size:
+            raise ValueError(f"spikes[{b}]: input id {int(s.ids.max())} out of range for "
+                             f"n_inputs={network.input.size}")
+    B = len(batch)
+    projs = network.projections
+    if weights is None:
+        weights = [torch.tensor(p.weights, dtype=dtype) for p in projs]
+    if len(weights) != len(projs):
+        raise ValueError(f"weights must have {len(projs)} tensors, got {len(weights)}")
+    W = [w.to(dtype) for w in weights]
+    pops = network.populations
+
+    # ---- delays: input projections keep exact arrival times; LIF projections are rounded
+    max_round = 0.0
+    lagged: list[int] = []
+    internal: dict[int, list] = {q.index: [] for q in pops}    # post -> [(proj, pre, k, mask)]
+    input_terms: dict[int, list] = {q.index: [] for q in pops}  # post -> [(proj, X_I, X_U, mask)]
+    for pr in projs:
+        q = pr.post.index
+        if isinstance(pr.pre, InputPopulation):
+            nrn = pr.post.neuron
+            for u in np.unique(pr.delays):
+                mask = torch.tensor(pr.delays == u, dtype=dtype)
+                X_I = np.zeros((n_steps + 1, B, pr.pre.size))
+                X_U = np.zeros((n_steps + 1, B, pr.pre.size))
+                for b, s in enumerate(batch):
+                    a = s.times + u
+                    keep = a <= n_steps * dt
+                    a, ids = a[keep], s.ids[keep]
+                    if inputs == "offset":
+                        m = np.maximum(np.ceil(a / dt - 1e-12), 0).astype(np.int64)
+                        m = np.minimum(m, n_steps)
+                        off = np.maximum(m * dt - a, 0.0)
+                    else:
+                        m = np.minimum(np.rint(a / dt).astype(np.int64), n_steps)
+                        off = np.zeros_like(a)
+                    np.add.at(X_I, (m, b, ids), np.exp(-off / nrn.tau_syn))
+                    np.add.at(X_U, (m, b, ids), nrn.kernel(off))
+                input_terms[q].append((pr.index, torch.tensor(X_I, dtype=dtype),
+                                       torch.tensor(X_U, dtype=dtype), mask))
+        else:
+            k = np.rint(pr.delays / dt).astype(np.int64)
+            max_round = max(max_round, float(np.max(np.abs(k * dt - pr.delays))))
+            p = pr.pre.index
+            for kk in np.unique(k):
+                mask = torch.tensor(k == kk, dtype=dtype)
+                k_eff = int(kk)
+                if k_eff == 0 and p >= q:
+                    k_eff = 1
+                    if pr.index not in lagged:
+                        lagged.append(pr.index)
+                internal[q].append((pr.index, p, k_eff, mask))
+    max_ref_round = max((abs(round(q.neuron.t_ref / dt) * dt - q.neuron.t_ref) for q in pops),
+                        default=0.0)
+
+    # ---- state
+    U = [torch.zeros(B, q.size, dtype=dtype) for q in pops]
+    I = [torch.zeros(B, q.size, dtype=dtype) for q in pops]
+    refr = [torch.zeros(B, q.size, dtype=torch.long) for q in pops]
+    first = [torch.full((B, q.size), math.inf, dtype=dtype) for q in pops]
+    vmax = [torch.zeros(B, q.size, dtype=dtype) for q in pops]
+    S_hist: list[list[torch.Tensor]] = [[torch.zeros(B, q.size, dtype=dtype)] for q in pops]
+    spk: list[list] = [[] for _ in pops]  # (step, b, n, t)
+    volt = [[torch.zeros(B, q.size, dtype=dtype)] for q in pops] if record_voltage else None
+    consts = []
+    for q in pops:
+        nrn = q.neuron
+        alpha = math.exp(-dt / nrn.tau_syn)
+        beta = math.exp(-dt / nrn.tau_mem)
+        gain = float(nrn.kernel(dt)) if update == "exact" else 1.0 - beta
+        consts.append((alpha, beta, gain, nrn.threshold, nrn.v_reset,
+                       int(round(nrn.t_ref / dt))))
+
+    # masked weights once per run (they stay in the autograd graph), and which steps carry
+    # input at all, so that empty steps cost nothing
+    in_terms = {qi: [(X_I, X_U, W[pi] * mask, X_I.reshape(n_steps + 1, -1).any(dim=1).tolist())
+                     for pi, X_I, X_U, mask in lst] for qi, lst in input_terms.items()}
+    int_terms = {qi: [(p, k_eff, W[pi] * mask) for pi, p, k_eff, mask in lst]
+                 for qi, lst in internal.items()}
+    any_hist: list[list[bool]] = [[False] for _ in pops]
+
+    def arrivals(qi: int, m: int, Iq: torch.Tensor, Uq: torch.Tensor):
+        for X_I, X_U, Wm, nonzero in in_terms[qi]:
+            if nonzero[m]:
+                Iq = Iq + X_I[m] @ Wm
+                Uq = Uq + X_U[m] @ Wm
+        for p, k_eff, Wm in int_terms[qi]:
+            src = m - k_eff
+            if src >= 1 and any_hist[p][src]:
+                Iq = Iq + S_hist[p][src] @ Wm
+        return Iq, Uq
+
+    # step 0: arrivals at t = 0
+    for q in pops:
+        I[q.index], _ = arrivals(q.index, 0, I[q.index], U[q.index])
+    for m in range(1, n_steps + 1):
+        t_prev = (m - 1) * dt
+        for q in pops:
+            qi = q.index
+            alpha, beta, gain, theta, v_r, ref_steps = consts[qi]
+            U_prev = U[qi]
+            Uq = beta * U_prev + gain * I[qi]
+            Iq = alpha * I[qi]
+            Iq, Uq = arrivals(qi, m, Iq, Uq)
+            is_ref = refr[qi] > 0
+            if ref_steps > 0:
+                Uq = torch.where(is_ref, torch.full_like(Uq, v_r), Uq)
+            vmax[qi] = torch.maximum(vmax[qi], Uq)
+            if theta == math.inf:
+                S = torch.zeros_like(Uq)
+            else:
+                S = spike(Uq - theta, surrogate)
+                if ref_steps > 0:
+                    S = S * (~is_ref).to(dtype)
+                fired = S.detach() > 0
+                if bool(fired.any()):
+                    if interpolate:
+                        # guard the denominator where nothing fired (where() would turn an
+                        # inf there into a nan gradient)
+                        den = torch.where(fired, Uq - U_prev, torch.ones_like(Uq))
+                        t_cross = t_prev + dt * (theta - U_prev) / den
+                    else:
+                        t_cross = torch.full_like(Uq, m * dt)
+                    newly = fired & torch.isinf(first[qi])
+                    first[qi] = torch.where(newly, t_cross, first[qi])
+                    bb, nn_ = torch.nonzero(fired, as_tuple=True)
+                    spk[qi].append((bb.numpy(), nn_.numpy(),
+                                    t_cross.detach()[bb, nn_].cpu().numpy().astype(np.float64)))
+                    Sr = S.detach() if detach_reset else S
+                    if reset == "to_reset":
+                        Uq = Sr * v_r + (1.0 - Sr) * Uq
+                    elif reset == "subtract":
+                        Uq = Uq - (theta - v_r) * Sr
+                    else:
+                        Uq = (1.0 - Sr) * Uq
+                if ref_steps > 0:
+                    refr[qi] = torch.where(fired, torch.full_like(refr[qi], ref_steps),
+                                           torch.clamp(refr[qi] - 1, min=0))
+            U[qi], I[qi] = Uq, Iq
+            S_hist[qi].append(S)
+            any_hist[qi].append(theta != math.inf and bool(fired.any()))
+            if volt is not None:
+                volt[qi].append(Uq.detach())
+
+    spike_lists = []
+    for q in pops:
+        per = []
+        parts = spk[q.index]
+        bs = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+        ns = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+        ts = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0)
+        for b in range(B):
+            sel = bs == b
+            per.append((ts[sel], ns[sel]))
+        spike_lists.append(per)
+    diag = DiscreteDiagnostics(dt, n_steps, max_round, lagged, max_ref_round, {
+        "surrogate": repr(surrogate), "reset": reset, "detach_reset": detach_reset,
+        "update": update, "inputs": inputs, "interpolate": interpolate,
+        "dtype": str(dtype).replace("torch.", "")})
+    voltages = [torch.stack(v) for v in volt] if volt is not None else None
+    return _Run(t_max, dt, n_steps, B, batch, first, vmax, spike_lists, voltages, diag)
+
+
+def simulate(network: Network, spikes, t_max: float, dt: float, **options):
+    """Time-stepped simulation; returns :class:`DiscreteResult` for one Spikes, else a
+    :class:`DiscreteBatchResult`. Options as in :func:`run` (``surrogate``, ``reset``,
+    ``detach_reset``, ``update``, ``inputs``, ``interpolate``, ``dtype``, ``record_voltage``).
+    """
+    with torch.no_grad():
+        r = run(network, spikes, t_max, dt, **options)
+    if isinstance(spikes, Spikes):
+        return DiscreteResult(network, r, 0)
+    return DiscreteBatchResult(network, r)
+
+
+def readout_tensor(r: _Run, network: Network, loss: Loss) -> torch.Tensor:
+    """The loss's readout from a run, ``(batch, n)``; silent neurons get ``loss.t_silent``
+    (default ``t_max``) with zero gradient, as in the event path."""
+    p = network.population(loss.pop)
+    if loss.readout == "first_spike":
+        t = r.first[p.index]
+        t_sil = r.t_max if loss.t_silent is None else loss.t_silent
+        return torch.where(torch.isinf(t), torch.full_like(t, t_sil), t)
+    if loss.readout == "max_voltage":
+        return r.vmax[p.index]
+    raise ValueError(f"loss.readout must be 'first_spike' or 'max_voltage', got {loss.readout!r}")
+
+
+def value_and_grad(network: Network, spikes, loss: Loss, t_max: float, dt: float, target=None,
+                   **options) -> tuple[float, Gradients]:
+    """Loss and its surrogate gradient with respect to the weights (backprop through time).
+
+    Returns ``(value, Gradients)`` like :func:`eventgrad.value_and_grad`; ``delays`` and
+    ``input_times`` are ``None`` (delays are rounded to the grid and have no gradient here).
+    """
+    if not isinstance(loss, Loss):
+        raise TypeError(f"loss must be an eventgrad.losses.Loss, got {type(loss)}")
+    dtype = options.get("dtype", torch.float64)
+    weights = [torch.tensor(p.weights, dtype=dtype, requires_grad=True)
+               for p in network.projections]
+    r = run(network, spikes, t_max, dt, weights=weights, **options)
+    vals = readout_tensor(r, network, loss)
+    if isinstance(spikes, Spikes) and target is not None and np.ndim(target) == 0:
+        target = [target]
+    L = loss(vals, target)
+    grads = torch.autograd.grad(L, weights, allow_unused=True)
+    gw = [np.zeros(p.shape) if g is None else g.detach().cpu().numpy().astype(np.float64)
+          for g, p in zip(grads, network.projections)]
+    res = DiscreteResult(network, r, 0) if isinstance(spikes, Spikes) else \
+        DiscreteBatchResult(network, r)
+    return float(L.detach()), Gradients(gw, None, None, 0, math.nan, res)
