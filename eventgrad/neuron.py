@@ -45,9 +45,12 @@ rising, i.e. on ``[0, D*]``. On an interval ``[0, H]`` the solver computes
 V_max is >= threshold** (this is also the grazing rule: a maximum that equals the threshold to the
 last bit counts as a spike, one a single ulp below does not; the margin ``threshold - V_max`` of
 each realised maximum that did not cross is reported by the simulator as a diagnostic). The
-crossing is then bracketed on ``[0, D_end]``, where V is monotone, and solved with Brent's
-method to a relative tolerance of ``4 eps`` (``ROOT_RTOL``): the returned time is within a few
-ulp of a sign change of the closed form ``V(D) - threshold``. A neuron that starts an interval
+crossing is then bracketed on ``[0, D_end]``, where V is monotone, and solved by a safeguarded
+Newton iteration (analytic derivative ``(I - V)/tau_mem``, bisection whenever a step leaves the
+bracket) followed by a bisection down to adjacent floats: the returned ``D`` satisfies
+``V(D) >= threshold > V(prev(D))`` for the float64 closed form, i.e. it is a sign change of
+``V(D) - threshold`` (how many floats around it are "at threshold" depends on the slope: the
+closed form's rounding noise divided by ``dV/dt``). A neuron that starts an interval
 at or above threshold (possible only by rounding, within ulp of a crossing) spikes at once
 (``D = 0``).
 """
@@ -58,15 +61,13 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq
 
-__all__ = ["LIF", "KERNEL_SWITCH", "ROOT_RTOL"]
+from . import _fast
+
+__all__ = ["LIF", "KERNEL_SWITCH"]
 
 #: |x| = D |1/tau_syn - 1/tau_mem| below which the expm1-based kernel form is used.
 KERNEL_SWITCH = 1.0
-#: Relative tolerance of the spike-time root solve (the smallest scipy's brentq accepts).
-ROOT_RTOL = 4.0 * np.finfo(np.float64).eps
-_TINY = np.finfo(np.float64).tiny
 
 
 def _check_positive_finite(name: str, value: float) -> float:
@@ -165,14 +166,9 @@ class LIF:
         return out[()] if out.ndim == 0 else out
 
     def kernel_scalar(self, D: float) -> float:
-        """Scalar version of :meth:`kernel` (same formulas, ``math`` functions)."""
-        tm, ts = self.tau_mem, self.tau_syn
-        g = self.g
-        x = D * g
-        if abs(x) <= KERNEL_SWITCH:
-            phi = 1.0 if x == 0.0 else -math.expm1(-x) / x
-            return (D / tm) * math.exp(-D / tm) * phi
-        return ts / (tm - ts) * (math.exp(-D / tm) - math.exp(-D / ts))
+        """Scalar version of :meth:`kernel` (same formulas; compiled, shared with the fast
+        engine)."""
+        return float(_fast.kernel(float(D), self.tau_mem, self.tau_syn, self.g))
 
     def propagate(self, V0, I0, D):
         """State ``(V, I)`` after ``D`` ms with no event, threshold and refractoriness ignored.
@@ -187,8 +183,9 @@ class LIF:
         return V, I
 
     def voltage_scalar(self, V0: float, I0: float, D: float) -> float:
-        """``V(D)`` from ``(V0, I0)`` for scalars (used by the root solver)."""
-        return V0 * math.exp(-D / self.tau_mem) + I0 * self.kernel_scalar(D)
+        """``V(D)`` from ``(V0, I0)`` for scalars (compiled, shared with the fast engine)."""
+        return float(_fast.voltage(float(V0), float(I0), float(D), self.tau_mem, self.tau_syn,
+                                   self.g))
 
     def peak_time(self, V0, I0):
         """Time (ms) of the maximum of V on ``(0, inf)`` with no further input.
@@ -220,18 +217,11 @@ class LIF:
         """Root of ``V(D) = threshold`` on ``[0, D_end]`` for scalars.
 
         Preconditions (checked by :meth:`next_crossing`): ``V0 < threshold <= V(D_end)`` and V
-        increasing on ``[0, D_end]``. Brent's method to ``rtol = ROOT_RTOL``.
+        increasing on ``[0, D_end]``. The compiled solver shared with the fast engine
+        (``eventgrad._fast.solve_crossing``): see the module docs for its rule.
         """
-        theta = self.threshold
-
-        def f(D: float) -> float:
-            return self.voltage_scalar(V0, I0, D) - theta
-
-        if f(D_end) <= 0.0:
-            # The maximum touches threshold to the last bit (or the vectorised and scalar
-            # exponentials differ by an ulp there): the crossing is at the maximum itself.
-            return D_end
-        return brentq(f, 0.0, D_end, xtol=_TINY, rtol=ROOT_RTOL, maxiter=200)
+        return float(_fast.solve_crossing(float(V0), float(I0), float(D_end), self.tau_mem,
+                                          self.tau_syn, self.g, self.threshold))
 
     def next_crossing(self, V0, I0, H):
         """Time to the first threshold crossing within ``[0, H]`` for arrays of neurons.
