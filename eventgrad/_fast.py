@@ -569,9 +569,224 @@ class FastPlan:
         self.post_ptr = np.array(post_ptr, dtype=np.int64)
         self.post_idx = np.array(post_idx, dtype=np.int64)
 
+    def backward(self, rec, g_t, in_t, in_id, t_max, probes):
+        if probes:
+            pr = [np.concatenate([getattr(q, name) if name != "pop" else
+                                  np.full(len(q.neurons), q.pop) for q in probes])
+                  for name in ("pop", "neurons", "times", "dL_dV", "at_arrival", "vdot_left",
+                               "at_end")]
+        else:
+            pr = [np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0),
+                  np.zeros(0, np.bool_), np.zeros(0), np.zeros(0, np.bool_)]
+        pr = [pr[0].astype(np.int64), pr[1].astype(np.int64), pr[2].astype(np.float64),
+              pr[3].astype(np.float64), pr[4].astype(np.bool_), pr[5].astype(np.float64),
+              pr[6].astype(np.bool_)]
+        return backward(rec.times, rec.pops, rec.ids, rec.currents, rec.release_currents,
+                        np.asarray(g_t, dtype=np.float64), in_t, in_id, t_max,
+                        self.pop_size, self.pop_off, self.p_tm, self.p_ts, self.p_th,
+                        self.p_vr, self.p_tref, self.src_ptr, self.src_proj, self.proj_post,
+                        self.proj_npost, self.proj_w_off, self.row_ptr, self.grp_ptr,
+                        self.grp_delay, self.grp_all, self.post_ptr, self.post_idx, self.W, *pr)
+
     def forward(self, in_t, in_id, t_max, max_events):
         return forward(in_t, in_id, t_max, max_events, self.pop_size, self.pop_off, self.p_tm,
                        self.p_ts, self.p_th, self.p_vr, self.p_tref, self.src_ptr,
                        self.src_proj, self.proj_post, self.proj_npost, self.proj_w_off,
                        self.row_ptr, self.grp_ptr, self.grp_delay, self.grp_all,
                        self.post_ptr, self.post_idx, self.W)
+
+
+# --------------------------------------------------------------------------- backward
+RB_SPIKE, RB_RELEASE, RB_PROBE, RB_ARRIVAL, RB_PROBE_END = 0, 1, 2, 3, 4
+
+
+@njit(cache=True, nogil=True)
+def backward(rec_t, rec_p, rec_i, rec_c, rec_r, g_t, in_t, in_id, t_max,
+             pop_size, pop_off, p_tm, p_ts, p_th, p_vr, p_tref,
+             src_ptr, src_proj, proj_post, proj_npost, proj_w_off,
+             row_ptr, grp_ptr, grp_delay, grp_all, post_ptr, post_idx, W,
+             pr_pop, pr_n, pr_t, pr_dl, pr_arr, pr_vdot, pr_end):
+    """Adjoint pass of one sample; mirrors eventgrad.adjoint.backward.
+
+    Returns (gw, gd, g_in, g_t, n_grazing) with gw, gd flat like W.
+    """
+    npop = pop_size.shape[0]
+    N = pop_off[npop]
+    n_sp = rec_t.shape[0]
+    n_in = in_t.shape[0]
+    g_t = g_t.copy()
+    # ---- count events, then fill
+    n_ev = 0
+    for i in range(n_in):
+        if in_t[i] <= t_max:
+            n_ev += 1
+            src = -1
+            for jj in range(src_ptr[src + 1], src_ptr[src + 2]):
+                j = src_proj[jj]
+                r = row_ptr[j] + in_id[i]
+                n_ev += grp_ptr[r + 1] - grp_ptr[r]
+    for k in range(n_sp):
+        n_ev += 2
+        src = rec_p[k]
+        for jj in range(src_ptr[src + 1], src_ptr[src + 2]):
+            j = src_proj[jj]
+            r = row_ptr[j] + rec_i[k]
+            n_ev += grp_ptr[r + 1] - grp_ptr[r]
+    n_ev += pr_pop.shape[0]
+    et = np.empty(n_ev)
+    er = np.empty(n_ev, dtype=np.int64)
+    ea = np.empty(n_ev, dtype=np.int64)
+    eb = np.empty(n_ev, dtype=np.int64)
+    etag = np.empty(n_ev, dtype=np.int64)
+    eg = np.empty(n_ev, dtype=np.int64)
+    c = 0
+    for i in range(n_in):
+        if in_t[i] <= t_max:
+            et[c] = in_t[i]
+            er[c] = RB_SPIKE
+            ea[c] = -1
+            eb[c] = in_id[i]
+            etag[c] = -(i + 1)
+            eg[c] = -1
+            c += 1
+            src = -1
+            for jj in range(src_ptr[src + 1], src_ptr[src + 2]):
+                j = src_proj[jj]
+                r = row_ptr[j] + in_id[i]
+                for k in range(grp_ptr[r], grp_ptr[r + 1]):
+                    a = in_t[i] + grp_delay[k]
+                    if a <= t_max:
+                        et[c] = a
+                        er[c] = RB_ARRIVAL
+                        ea[c] = j
+                        eb[c] = in_id[i]
+                        etag[c] = -(i + 1)
+                        eg[c] = k
+                        c += 1
+    for s in range(n_sp):
+        p = rec_p[s]
+        et[c] = rec_t[s]
+        er[c] = RB_SPIKE
+        ea[c] = p
+        eb[c] = rec_i[s]
+        etag[c] = s
+        eg[c] = -1
+        c += 1
+        for jj in range(src_ptr[p + 1], src_ptr[p + 2]):
+            j = src_proj[jj]
+            r = row_ptr[j] + rec_i[s]
+            for k in range(grp_ptr[r], grp_ptr[r + 1]):
+                a = rec_t[s] + grp_delay[k]
+                if a <= t_max:
+                    et[c] = a
+                    er[c] = RB_ARRIVAL
+                    ea[c] = j
+                    eb[c] = rec_i[s]
+                    etag[c] = s
+                    eg[c] = k
+                    c += 1
+        if p_tref[p] > 0.0 and rec_t[s] + p_tref[p] <= t_max:
+            et[c] = rec_t[s] + p_tref[p]
+            er[c] = RB_RELEASE
+            ea[c] = p
+            eb[c] = rec_i[s]
+            etag[c] = s
+            eg[c] = -1
+            c += 1
+    for q in range(pr_pop.shape[0]):
+        et[c] = pr_t[q]
+        er[c] = RB_PROBE_END if pr_end[q] else RB_PROBE
+        ea[c] = pr_pop[q]
+        eb[c] = pr_n[q]
+        etag[c] = q
+        eg[c] = -1
+        c += 1
+    n_ev = c
+    et = et[:n_ev]
+    er = er[:n_ev]
+    ea = ea[:n_ev]
+    eb = eb[:n_ev]
+    # lexicographic order (t, rank, a, b) by successive stable sorts, then walk it backward
+    order = np.argsort(eb, kind="mergesort")
+    order = order[np.argsort(ea[order], kind="mergesort")]
+    order = order[np.argsort(er[order], kind="mergesort")]
+    order = order[np.argsort(et[order], kind="mergesort")]
+
+    mu_V = np.zeros(N)
+    mu_I = np.zeros(N)
+    tau = np.full(npop, t_max)
+    p_g = np.empty(npop)
+    for p in range(npop):
+        p_g[p] = (p_tm[p] - p_ts[p]) / (p_tm[p] * p_ts[p])
+    gw = np.zeros(W.shape[0])
+    gd = np.zeros(W.shape[0])
+    g_in = np.zeros(n_in)
+    n_grazing = 0
+    for oi in range(n_ev - 1, -1, -1):
+        e = order[oi]
+        t = et[e]
+        rank = er[e]
+        if rank == RB_SPIKE and ea[e] < 0:
+            continue
+        if rank == RB_ARRIVAL:
+            p = proj_post[ea[e]]
+        else:
+            p = ea[e]
+        # retreat population p to t
+        D = tau[p] - t
+        if D > 0.0:
+            em = math.exp(-D / p_tm[p])
+            es = math.exp(-D / p_ts[p])
+            kk = kernel(D, p_tm[p], p_ts[p], p_g[p])
+            for q in range(pop_off[p], pop_off[p + 1]):
+                mu_I[q] = es * mu_I[q] + kk * mu_V[q]
+                mu_V[q] = em * mu_V[q]
+            tau[p] = t
+        if rank == RB_ARRIVAL:
+            j = ea[e]
+            m = eb[e]
+            k = eg[e]
+            tag = etag[e]
+            npost = proj_npost[j]
+            wrow = proj_w_off[j] + m * npost
+            tm = p_tm[p]
+            ts = p_ts[p]
+            total = 0.0
+            if grp_all[k]:
+                cnt = npost
+            else:
+                cnt = post_ptr[k + 1] - post_ptr[k]
+            for u in range(cnt):
+                cc = u if grp_all[k] else post_idx[post_ptr[k] + u]
+                gi = pop_off[p] + cc
+                mI = mu_I[gi]
+                dLda = W[wrow + cc] * (mI / ts - mu_V[gi] / tm)
+                for q in range(pr_pop.shape[0]):
+                    if pr_arr[q] and pr_pop[q] == p and pr_n[q] == cc and pr_t[q] == t:
+                        dLda += pr_dl[q] * pr_vdot[q]
+                gw[wrow + cc] += mI
+                gd[wrow + cc] += dLda
+                total += dLda
+            if tag >= 0:
+                g_t[tag] += total
+            else:
+                g_in[-tag - 1] += total
+        elif rank == RB_SPIKE:
+            s = etag[e]
+            gi = pop_off[p] + eb[e]
+            I = rec_c[s]
+            slope = I - p_th[p]
+            if not slope > 0.0:
+                n_grazing += 1
+                slope = np.nextafter(p_th[p], INF) - p_th[p]
+            mu_V[gi] = ((I - p_vr[p]) * mu_V[gi] - p_tm[p] * g_t[s]) / slope
+        elif rank == RB_RELEASE:
+            s = etag[e]
+            gi = pop_off[p] + eb[e]
+            g_t[s] += -mu_V[gi] * (rec_r[s] - p_vr[p]) / p_tm[p]
+            mu_V[gi] = 0.0
+        else:
+            q = etag[e]
+            gi = pop_off[p] + eb[e]
+            mu_V[gi] += pr_dl[q]
+    return gw, gd, g_in, g_t, n_grazing

@@ -117,7 +117,7 @@ class _Costate:
 
 
 def backward(result: SimulationResult, spike_time_grads: np.ndarray | None = None,
-             probes: list[VoltageProbe] = ()) -> SampleGradients:
+             probes: list[VoltageProbe] = (), engine: str = "fast") -> SampleGradients:
     """Exact gradients of a loss of spike times and voltages, by the adjoint method.
 
     Parameters
@@ -129,6 +129,8 @@ def backward(result: SimulationResult, spike_time_grads: np.ndarray | None = Non
         direct dependence of the loss on that spike time, 1/ms. Zero when omitted.
     probes : list of VoltageProbe
         Loss terms on V.
+    engine : "fast" (compiled, default) or "reference" (this module's Python loop); the
+        same computation, cross-tested to agree to rounding.
 
     Returns
     -------
@@ -151,7 +153,24 @@ def backward(result: SimulationResult, spike_time_grads: np.ndarray | None = Non
         raise ValueError(f"spike_time_grads must have shape ({n_sp},), got {g_t.shape}")
     if not np.all(np.isfinite(g_t)):
         raise ValueError("spike_time_grads must be finite")
+    if engine not in ("fast", "reference"):
+        raise ValueError(f"engine must be 'fast' or 'reference', got {engine!r}")
     inputs = result.inputs
+    if engine == "fast":
+        from . import _fast
+
+        plan = getattr(result, "_fast_plan", None)
+        if plan is None:
+            plan = _fast.FastPlan(net, result.weights, result.delays)
+            result._fast_plan = plan
+        gwf, gdf, g_in, g_t, n_grazing = plan.backward(rec, g_t, inputs.times, inputs.ids, t_max,
+                                                       list(probes))
+        offs = plan.proj_w_off
+        gw = [gwf[offs[j]:offs[j + 1]].reshape(p.shape) for j, p in enumerate(net.projections)]
+        gd = [gdf[offs[j]:offs[j + 1]].reshape(p.shape) for j, p in enumerate(net.projections)]
+        if n_grazing:
+            _warn_grazing(int(n_grazing))
+        return SampleGradients(gw, gd, g_in, g_t, int(n_grazing))
     g_in = np.zeros(len(inputs))
     gw = [np.zeros_like(w) for w in result.weights]
     gd = [np.zeros_like(w) for w in result.weights]
@@ -261,8 +280,12 @@ def backward(result: SimulationResult, spike_time_grads: np.ndarray | None = Non
             c.retreat(t)
             c.mu_V[ev[3]] += ev[5]
     if n_grazing:
-        warnings.warn(f"{n_grazing} spike(s) crossed threshold with zero slope (I == threshold "
-                      "to rounding); their exact gradient is unbounded and was evaluated with "
-                      "the slope set to the float64 spacing at threshold", GrazingWarning,
-                      stacklevel=2)
+        _warn_grazing(n_grazing)
     return SampleGradients(gw, gd, g_in, g_t, n_grazing)
+
+
+def _warn_grazing(n_grazing: int) -> None:
+    warnings.warn(f"{n_grazing} spike(s) crossed threshold with zero slope (I == threshold "
+                  "to rounding); their exact gradient is unbounded and was evaluated with "
+                  "the slope set to the float64 spacing at threshold", GrazingWarning,
+                  stacklevel=3)

@@ -166,8 +166,10 @@ def _run_fast(network, weights, delays, batch, t_max, max_events, workers):
                            n_root_solves=int(di[3]), closest_approach=float(df[0]),
                            min_crossing_slope=float(df[1]), n_immediate_spikes=int(di[4]),
                            n_inputs_after_t_max=int(di[5]))
-        return SimulationResult(network, weights, delays, t_max, s, SpikeRecord(t, p, i, c, r),
-                                diag)
+        res = SimulationResult(network, weights, delays, t_max, s, SpikeRecord(t, p, i, c, r),
+                               diag)
+        res._fast_plan = fplan  # reused by the compiled adjoint pass
+        return res
 
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     if n_workers <= 1 or len(batch) < 2:

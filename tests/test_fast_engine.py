@@ -75,3 +75,32 @@ def test_unknown_engine():
     net = eg.Network.feedforward([2, 2], eg.LIF(10.0, 5.0), seed=0)
     with pytest.raises(ValueError, match="engine"):
         eg.simulate(net, eg.Spikes([0.0], [0]), 10.0, engine="turbo")
+
+
+@pytest.mark.parametrize("kind", ["feedforward", "recurrent"])
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_adjoint_equals_reference(kind, seed):
+    from eventgrad.adjoint import VoltageProbe, backward
+
+    rng = np.random.default_rng(100 + seed)
+    net = _random_net(rng, kind)
+    readout = net.add_population(2, eg.LIF(10.0, 5.0, threshold=np.inf), name="readout")
+    net.connect("hidden", readout, rng.normal(0.0, 1.0, (net.populations[0].size, 2)),
+                rng.choice([0.0, 0.7], size=(net.populations[0].size, 2)))
+    sp = eg.Spikes(rng.uniform(0, 10, 6), rng.integers(0, 4, 6))
+    try:
+        res = eg.simulate(net, sp, 60.0, max_events=20000)
+    except eg.EventLimitError:
+        return
+    g_t = rng.normal(size=len(res.records))
+    from eventgrad.readout import AT_ARRIVAL, AT_END, max_voltage
+
+    mv = max_voltage(res, readout)
+    probe = VoltageProbe(readout.index, np.arange(2), mv.times, rng.normal(size=2),
+                         mv.kind == AT_ARRIVAL, mv.vdot_left, mv.kind == AT_END)
+    a = backward(res, g_t, [probe], engine="reference")
+    b = backward(res, g_t, [probe], engine="fast")
+    for x, y in zip(a.weights + a.delays + [a.input_times, a.spike_times],
+                    b.weights + b.delays + [b.input_times, b.spike_times]):
+        scale = max(np.abs(x).max(initial=0.0), 1e-300)
+        assert np.abs(x - y).max(initial=0.0) <= 1e-12 * scale
