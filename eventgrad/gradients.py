@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +49,27 @@ class Gradients:
     n_grazing: int
     min_crossing_slope: float
     result: SimulationResult | BatchResult
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def parallel_map(fn, items, workers: int | None = None) -> list:
+    """``[fn(x) for x in items]`` on a shared thread pool (the compiled passes release the GIL).
+
+    ``workers`` defaults to the number of CPUs; 1 runs serially.
+    """
+    global _POOL
+    items = list(items)
+    n = workers if workers is not None else (os.cpu_count() or 1)
+    if n <= 1 or len(items) < 2:
+        return [fn(x) for x in items]
+    if workers is not None:
+        with ThreadPoolExecutor(max_workers=min(n, len(items))) as ex:
+            return list(ex.map(fn, items))
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="eventgrad")
+    return list(_POOL.map(fn, items))
 
 
 def readout_values(results: list[SimulationResult], loss: Loss) -> tuple[np.ndarray, list]:
@@ -142,8 +165,9 @@ def value_and_grad(network: Network, spikes, loss: Loss, t_max: float, target=No
     gd = [np.zeros_like(w) for w in gw]
     g_in = []
     n_grazing = 0
-    for b, r in enumerate(results):
-        sg = readout_backward(r, loss, aux[b], dv[b])
+    sgs = parallel_map(lambda b: readout_backward(results[b], loss, aux[b], dv[b]),
+                       range(len(results)))
+    for sg in sgs:
         for i in range(len(gw)):
             gw[i] += sg.weights[i]
             gd[i] += sg.delays[i]

@@ -31,9 +31,7 @@ its last event and is moved forward in closed form when it is touched.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from sortedcontainers import SortedList
@@ -171,11 +169,9 @@ def _run_fast(network, weights, delays, batch, t_max, max_events, workers):
         res._fast_plan = fplan  # reused by the compiled adjoint pass
         return res
 
-    n_workers = workers if workers is not None else (os.cpu_count() or 1)
-    if n_workers <= 1 or len(batch) < 2:
-        return [one(s) for s in batch]
-    with ThreadPoolExecutor(max_workers=min(n_workers, len(batch))) as ex:
-        return list(ex.map(one, batch))
+    from .gradients import parallel_map
+
+    return parallel_map(one, batch, workers)
 
 
 class _Plan:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .gradients import read, sample_backward
+from .gradients import parallel_map, read, sample_backward
 from .network import Network
 from .simulate import DEFAULT_MAX_EVENTS, simulate
 from .spikes import Spikes
@@ -63,15 +63,17 @@ class EventPropFunction(torch.autograd.Function):
         n_proj = len(net.projections)
         gw = [np.zeros(p.shape) for p in net.projections]
         gd = [np.zeros(p.shape) for p in net.projections]
-        for b, r in enumerate(ctx.results):
-            terms = []
-            for (readout, pop), aux, go in zip(spec["readouts"], ctx.auxes, grad_outputs):
-                if go is None:
-                    continue
-                terms.append((readout, pop, aux[b], go[b].detach().cpu().numpy()))
-            if not terms:
+        gos = [None if go is None else go.detach().cpu().numpy() for go in grad_outputs]
+
+        def one(b):
+            terms = [(readout, pop, aux[b], go[b])
+                     for (readout, pop), aux, go in zip(spec["readouts"], ctx.auxes, gos)
+                     if go is not None]
+            return sample_backward(ctx.results[b], terms) if terms else None
+
+        for sg in parallel_map(one, range(len(ctx.results))):
+            if sg is None:
                 continue
-            sg = sample_backward(r, terms)
             for i in range(n_proj):
                 gw[i] += sg.weights[i]
                 gd[i] += sg.delays[i]
