@@ -91,8 +91,8 @@ def read(results: list[SimulationResult], readout: str, pop, t_silent: float | N
     for r in results:
         if readout == "first_spike":
             idx = first_spike_indices(r, pop)
-            t = np.where(idx >= 0, r.records.times[np.maximum(idx, 0)],
-                         r.t_max if t_silent is None else t_silent)
+            t = np.full(idx.shape, r.t_max if t_silent is None else t_silent)
+            t[idx >= 0] = r.records.times[idx[idx >= 0]]
             vals.append(t)
             aux.append(idx)
         elif readout == "max_voltage":

@@ -217,3 +217,13 @@ def test_near_grazing_gradient_is_large_and_finite():
         assert g.weights[0][0, 0] == pytest.approx(expected, rel=1e-6)
         assert g.n_grazing == 0
         assert g.min_crossing_slope > 0
+
+
+def test_completely_silent_network_has_zero_gradient():
+    """No spike anywhere: the loss sees t_silent for every output and the gradient is 0."""
+    net = eg.Network.feedforward([2, 3, 2], eg.LIF(10.0, 5.0), weights=[np.full((2, 3), 0.1),
+                                                                       np.full((3, 2), 0.1)])
+    loss = FirstSpikeCrossEntropy()
+    L, g = eg.value_and_grad(net, [eg.Spikes([1.0], [0]), eg.Spikes([], [])], loss, 20.0, [0, 1])
+    assert np.isfinite(L) and L == pytest.approx(np.log(2.0) + 3e-3 * np.expm1(20.0 / 6.4))
+    assert all(np.all(w == 0) for w in g.weights)
