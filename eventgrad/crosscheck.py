@@ -58,11 +58,10 @@ With ``detach_reset=True``, a first-spike loss and the default ``update="exact"`
 ``inputs="offset"``, the discrete gradient of weights *into the read-out population* flows only
 through the interpolated crossing time, which converges to the exact spike time: those rows
 approach EventProp as ``dt -> 0`` whatever the surrogate. Gradients of weights into earlier
-populations pass through the surrogate of the hidden spikes and have no reason to converge
-(their norm grows as ``dt`` shrinks: each of the ``~1/dt`` steps near threshold adds a
-surrogate term). An undetached reset adds a term ``(v_reset - U) sigma(U - threshold)`` at every
-step where the population fired in *some* sample of the batch, which does not vanish with
-``dt`` either.
+populations pass through the surrogate of the hidden spikes and have no reason to converge.
+An undetached reset adds a term ``(v_reset - U) sigma(U - threshold)`` to the voltage's
+derivative, which does not vanish as ``dt -> 0`` either (and with a tall surrogate can make the
+backward pass blow up).
 """
 
 from __future__ import annotations
@@ -90,7 +89,7 @@ __all__ = ["crosscheck", "central_differences", "loss_value", "compare", "format
 ROW_KEYS = ("method", "dt", "surrogate", "scale", "detach_reset", "projection", "cosine",
             "norm_ratio", "rel_error", "sign_agreement", "n_discontinuous")
 #: Default grid of the discrete path: steps in ms, surrogate names, scales in 1/voltage.
-DEFAULT_DTS = (0.5, 0.1, 0.05, 0.01)
+DEFAULT_DTS = (0.5, 0.1, 0.05, 0.02)
 DEFAULT_SURROGATES = ("superspike", "sigmoid")
 DEFAULT_SCALES = (5.0, 10.0, 50.0)
 #: Entries of the reference smaller than this times its largest |entry| are left out of
@@ -264,7 +263,8 @@ def _rows(base: dict, grads: list, ref: list, names: list[str], extra_per_proj=N
         row.update(compare(g, r))
         if extra_per_proj is not None:
             row.update(extra_per_proj(i))
-        rows.append(row)
+        # the documented keys first, in their documented order, then the diagnostics
+        rows.append({**{k: row[k] for k in ROW_KEYS}, **row})
     return rows
 
 
@@ -403,109 +403,135 @@ def to_json(obj):
     return obj
 
 
-def plot(rows: Sequence[dict], path: str, projection: str = "all", title: str | None = None
-         ) -> None:
+def plot(rows: Sequence[dict], path: str, projections: Sequence[str] | None = None,
+         title: str | None = None) -> None:
     """Save the agreement of the discrete rows with EventProp as an image (matplotlib, Agg).
 
-    Left column: cosine (top) and norm ratio (bottom, log scale) against ``dt`` (log scale), one
-    line per surrogate and scale, solid for ``detach_reset=True``, dashed for ``False``. Right
-    column: the same against the surrogate scale at the smallest ``dt``, one line per surrogate
-    and ``detach_reset``. The fd row (central differences vs EventProp) is drawn as a grey
-    reference line. ``projection`` selects the rows (default ``"all"``: all weights).
+    Two panels (columns), each with a cosine and a norm-ratio axis (log scale) per projection:
+
+    * left, against ``dt`` (log scale): one line per surrogate and scale, solid for
+      ``detach_reset=True``, dashed for ``False``;
+    * right, against the surrogate scale at the smallest ``dt``: one line per surrogate and
+      ``detach_reset``.
+
+    Grey lines mark perfect agreement (1) and, on the cosine axes, the fd row's cosine (central
+    differences vs EventProp). ``projections``: which to draw (default: each projection of the
+    network, without ``"all"``).
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    disc = [r for r in rows if r["method"] == "discrete" and r["projection"] == projection]
-    fdr = [r for r in rows if r["method"] == "fd" and r["projection"] == projection]
+    disc = [r for r in rows if r["method"] == "discrete"]
     if not disc:
-        raise ValueError(f"plot: no discrete rows for projection {projection!r}")
+        raise ValueError("plot: no discrete rows")
+    if projections is None:
+        projections = [p for p in dict.fromkeys(r["projection"] for r in disc) if p != "all"]
+        projections = projections or ["all"]
+    projections = list(projections)
     surrogates = list(dict.fromkeys(r["surrogate"] for r in disc))
     scales = sorted({r["scale"] for r in disc})
     dts = sorted({r["dt"] for r in disc})
     detaches = list(dict.fromkeys(r["detach_reset"] for r in disc))
     cmaps = [plt.cm.Blues, plt.cm.Oranges, plt.cm.Greens, plt.cm.Purples, plt.cm.Reds,
              plt.cm.Greys]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex="col")
     style = {True: "-", False: "--"}
+    n = len(projections)
+    fig, axes = plt.subplots(2 * n, 2, figsize=(11, 3.1 * 2 * n + 1.2), sharex="col",
+                             squeeze=False)
+
+    def color(si, ki):
+        return cmaps[si % len(cmaps)](0.45 + 0.5 * ki / max(1, len(scales) - 1))
 
     def series(sel, key, xkey):
         pts = sorted((r[xkey], r[key]) for r in sel)
         return [p[0] for p in pts], [p[1] for p in pts]
 
-    for si, s in enumerate(surrogates):
-        cmap = cmaps[si % len(cmaps)]
-        for ki, sc in enumerate(scales):
-            color = cmap(0.45 + 0.5 * ki / max(1, len(scales) - 1))
+    for pi, proj in enumerate(projections):
+        sub = [r for r in disc if r["projection"] == proj]
+        fd_cos = [r["cosine"] for r in rows if r["method"] == "fd" and r["projection"] == proj]
+        ax_c = axes[2 * pi]
+        ax_r = axes[2 * pi + 1]
+        for si, s in enumerate(surrogates):
+            for ki, sc in enumerate(scales):
+                for det in detaches:
+                    sel = [r for r in sub if r["surrogate"] == s and r["scale"] == sc
+                           and r["detach_reset"] == det]
+                    for ax, key in ((ax_c[0], "cosine"), (ax_r[0], "norm_ratio")):
+                        x, y = series(sel, key, "dt")
+                        ax.plot(x, y, style[det], marker="o", ms=3.5, color=color(si, ki))
             for det in detaches:
-                sel = [r for r in disc if r["surrogate"] == s and r["scale"] == sc
+                sel = [r for r in sub if r["surrogate"] == s and r["dt"] == dts[0]
                        and r["detach_reset"] == det]
-                if not sel:
-                    continue
-                for row, key in ((0, "cosine"), (1, "norm_ratio")):
-                    x, y = series(sel, key, "dt")
-                    axes[row, 0].plot(x, y, style[det], marker="o", ms=4, color=color,
-                                      label=f"{s} {sc:g}" if (row == 0 and det == detaches[0])
-                                      else None)
-        dt_min = dts[0]
-        for det in detaches:
-            sel = [r for r in disc if r["surrogate"] == s and r["dt"] == dt_min
-                   and r["detach_reset"] == det]
-            color = cmap(0.8)
-            for row, key in ((0, "cosine"), (1, "norm_ratio")):
-                x, y = series(sel, key, "scale")
-                axes[row, 1].plot(x, y, style[det], marker="s", ms=5, color=color,
-                                  label=f"{s}, detach_reset={det}" if row == 0 else None)
-    for col in (0, 1):
-        axes[0, col].axhline(1.0, color="0.6", lw=0.8, zorder=0)
-        axes[1, col].axhline(1.0, color="0.6", lw=0.8, zorder=0)
-        if fdr:
-            axes[0, col].axhline(fdr[0]["cosine"], color="0.3", lw=2, alpha=0.4, zorder=0,
-                                 label="central differences" if col == 0 else None)
-        axes[1, col].set_yscale("log")
-        axes[0, col].set_ylabel("cosine with EventProp")
-        axes[1, col].set_ylabel("|surrogate grad| / |EventProp grad|")
-        axes[1, col].set_xscale("log")
-    axes[1, 0].set_xlabel("time step dt (ms)")
-    axes[1, 1].set_xlabel(f"surrogate scale (1/voltage), dt = {dts[0]:g} ms")
-    axes[0, 0].set_title("vs time step (solid: reset detached, dashed: not)")
-    axes[0, 1].set_title("vs surrogate scale at the smallest dt")
-    axes[0, 0].legend(fontsize=7, ncol=2, loc="lower left")
-    axes[0, 1].legend(fontsize=7, loc="lower left")
+                for ax, key in ((ax_c[1], "cosine"), (ax_r[1], "norm_ratio")):
+                    x, y = series(sel, key, "scale")
+                    ax.plot(x, y, style[det], marker="s", ms=4.5,
+                            color=color(si, len(scales) - 1))
+        for col in (0, 1):
+            ax_c[col].axhline(1.0, color="0.6", lw=0.8, zorder=0)
+            ax_r[col].axhline(1.0, color="0.6", lw=0.8, zorder=0)
+            if fd_cos:
+                ax_c[col].axhline(fd_cos[0], color="0.3", lw=3, alpha=0.3, zorder=0)
+            ax_r[col].set_yscale("log")
+            ax_c[col].set_ylabel(f"{proj}\ncosine")
+            ax_r[col].set_ylabel(f"{proj}\nnorm ratio")
+            ax_c[col].set_ylim(min(-0.05, min(r["cosine"] for r in sub
+                                              if math.isfinite(r["cosine"])) - 0.05)
+                               if any(math.isfinite(r["cosine"]) for r in sub) else -1.05, 1.05)
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
     for ax in axes.ravel():
         ax.grid(True, which="both", alpha=0.25)
-    fig.suptitle(title or f"Surrogate vs exact gradient, projection {projection}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+        if ax.get_yscale() == "log":
+            ax.yaxis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(NullFormatter())
+    axes[-1, 0].set_xscale("log")
+    axes[-1, 1].set_xscale("log")
+    axes[-1, 0].set_xticks(dts)
+    axes[-1, 1].set_xticks(scales)
+    for ax in axes[-1]:
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    axes[-1, 0].set_xlabel("time step dt (ms)")
+    axes[-1, 1].set_xlabel(f"surrogate scale (1/voltage) at dt = {dts[0]:g} ms")
+    axes[0, 0].set_title("agreement with EventProp vs time step")
+    axes[0, 1].set_title("agreement with EventProp vs surrogate scale")
+    handles = [Line2D([], [], color=color(si, ki), marker="o", label=f"{s}, scale {sc:g}")
+               for si, s in enumerate(surrogates) for ki, sc in enumerate(scales)]
+    handles += [Line2D([], [], color="k", ls=style[d], label=f"detach_reset={d}")
+                for d in detaches]
+    handles.append(Line2D([], [], color="0.3", lw=3, alpha=0.3,
+                          label="central differences (cosine)"))
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.suptitle(title or "Surrogate gradients (time-stepped) vs the exact gradient (EventProp)")
+    fig.tight_layout(rect=(0, 0.09 if n == 1 else 0.06, 1, 0.98))
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 # --------------------------------------------------------------------- figure 1
-def _train(task, steps: int, lr: float) -> tuple[Network, list[float], str]:
-    """Full-batch Adam on the task's loss with EventProp gradients (deterministic)."""
-    from .torch import SpikingNetwork
-
-    model = SpikingNetwork(task.network, task.t_max)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    history = []
-    note = "completed"
-    for _ in range(steps):
-        opt.zero_grad()
-        try:
-            t = model(task.inputs)
-        except IndexError:
-            # eventgrad.gradients.read fails when a sample has no LIF spike at all
-            note = "stopped early: a sample became completely silent"
-            break
-        L = task.loss(t, task.labels)
-        history.append(float(L.detach()))
-        L.backward()
-        opt.step()
+def _train(task, steps: int, lr: float, betas=(0.9, 0.999), eps: float = 1e-8
+           ) -> tuple[Network, list[float]]:
+    """Full-batch Adam (Kingma & Ba, written out in numpy) on the task's loss with EventProp
+    gradients; deterministic. Returns the trained copy and the loss before each step."""
     net = task.network.copy()
-    net.set_weights([w.detach().numpy().copy() for w in model.weights])
-    return net, history, note
+    w = net.get_weights()
+    m = [np.zeros_like(x) for x in w]
+    v = [np.zeros_like(x) for x in w]
+    history = []
+    b1, b2 = betas
+    for k in range(1, steps + 1):
+        L, g = value_and_grad(net, task.inputs, task.loss, task.t_max, task.labels)
+        history.append(L)
+        for i, gi in enumerate(g.weights):
+            m[i] = b1 * m[i] + (1 - b1) * gi
+            v[i] = b2 * v[i] + (1 - b2) * gi * gi
+            w[i] = w[i] - lr * (m[i] / (1 - b1 ** k)) / (np.sqrt(v[i] / (1 - b2 ** k)) + eps)
+        net.set_weights(w)
+    return net, history
 
 
 def figure1(seed: int = 0, n_points: int = 41, train_steps: int = 150, lr: float = 0.01,
@@ -513,7 +539,8 @@ def figure1(seed: int = 0, n_points: int = 41, train_steps: int = 150, lr: float
     """Loss and gradients along a line in weight space (after Neftci, Mostafa & Zenke 2019).
 
     The 2-2-2 temporal-XOR network (:func:`eventgrad.tasks.xor_2_2_2`, ``seed``) is trained for
-    ``train_steps`` full-batch Adam steps (learning rate ``lr``) with EventProp gradients. Its
+    ``train_steps`` full-batch Adam steps (learning rate ``lr``, betas 0.9 / 0.999) with
+    EventProp gradients. Its
     hidden weights (input->hidden) are then moved linearly from their initial to their trained
     values, ``W1(a) = (1 - a) W1_init + a W1_trained`` for ``n_points`` values of ``a`` in
     [0, 1], with the output weights held at their *trained* values. At each point:
@@ -536,7 +563,7 @@ def figure1(seed: int = 0, n_points: int = 41, train_steps: int = 150, lr: float
 
     task = xor_2_2_2(seed)
     acc0 = task.accuracy()
-    trained, history, note = _train(task, train_steps, lr)
+    trained, history = _train(task, train_steps, lr)
     acc1 = task.accuracy(trained)
     w_init, w_end = task.network.get_weights(), trained.get_weights()
     surrogate = Surrogate() if surrogate is None else surrogate
@@ -568,10 +595,11 @@ def figure1(seed: int = 0, n_points: int = 41, train_steps: int = 150, lr: float
                                            for p in net.populations)))
     out.update({
         "alpha": alphas.tolist(),
-        "train": {"steps": len(history), "lr": lr, "loss_history": history, "note": note,
+        "train": {"steps": len(history), "lr": lr, "loss_history": history,
                   "accuracy_initial": acc0, "accuracy_trained": acc1},
         "settings": {"task": task.name, "seed": seed, "n_points": n_points, "dt": dt,
-                     "surrogate": repr(surrogate), "fd_h": fd_h, "t_max": task.t_max},
+                     "surrogate": surrogate.name, "scale": surrogate.scale, "fd_h": fd_h,
+                     "t_max": task.t_max},
         "weights_initial": [w.tolist() for w in w_init],
         "weights_trained": [w.tolist() for w in w_end],
     })
@@ -611,7 +639,8 @@ def plot_figure1(data: dict, path: str) -> None:
         ax.semilogy(a[~ok], f["grad_norm_eventprop"][~ok], "x", color="C3", ms=7,
                     label="stencil changes spike counts (no FD)")
     ax.semilogy(a, f["grad_norm_surrogate"], "-", color="C1", lw=1.6,
-                label=f"surrogate ({data['settings']['surrogate']})")
+                label=f"surrogate: {data['settings']['surrogate']} "
+                      f"{data['settings']['scale']:g}, dt = {data['settings']['dt']:g} ms")
     ax.set_ylabel("|dL/dW_hidden|")
     ax.legend(fontsize=8)
     ax = axes[2]

@@ -76,7 +76,8 @@ class DiscreteDiagnostics:
     ----------
     dt : float, ms
     n_steps : int — steps simulated; the grid ends at ``n_steps * dt``
-    max_delay_rounding : float, ms — largest |rounded delay - delay| over all synapses
+    max_delay_rounding : float, ms — largest |delay used - delay| over all synapses between
+        LIF populations (the one-step lag of zero delays included)
     lagged_projections : list of int — projections whose zero (rounded) delay became one step
     max_t_ref_rounding : float, ms
     settings : dict — the options used
@@ -166,7 +167,7 @@ class _Run:
     diagnostics: DiscreteDiagnostics
 
 
-def _check_options(dt, t_max, reset, update, inputs, surrogate, dtype):
+def _check_options(dt, t_max, reset, update, inputs, surrogate, dtype, **flags):
     dt = float(dt)
     if not math.isfinite(dt) or dt <= 0:
         raise ValueError(f"dt must be finite and > 0 ms, got {dt!r}")
@@ -183,6 +184,9 @@ def _check_options(dt, t_max, reset, update, inputs, surrogate, dtype):
         raise TypeError(f"surrogate must be an eventgrad.surrogates.Surrogate, got {surrogate!r}")
     if dtype not in (torch.float64, torch.float32):
         raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype!r}")
+    for name, flag in flags.items():
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
     n = t_max / dt
     n_steps = int(round(n)) if abs(n - round(n)) < 1e-9 * max(1.0, n) else int(math.ceil(n))
     return dt, t_max, n_steps
@@ -198,7 +202,9 @@ def run(network: Network, spikes, t_max: float, dt: float, weights=None,
     Returns the internal run record used by :func:`simulate` and :func:`value_and_grad`.
     """
     surrogate = Surrogate() if surrogate is None else surrogate
-    dt, t_max, n_steps = _check_options(dt, t_max, reset, update, inputs, surrogate, dtype)
+    dt, t_max, n_steps = _check_options(dt, t_max, reset, update, inputs, surrogate, dtype,
+                                        detach_reset=detach_reset, interpolate=interpolate,
+                                        record_voltage=record_voltage)
     batch = [spikes] if isinstance(spikes, Spikes) else list(spikes)
     for b, s in enumerate(batch):
         if not isinstance(s, Spikes):
@@ -245,8 +251,9 @@ def run(network: Network, spikes, t_max: float, dt: float, weights=None,
                                        torch.tensor(X_U, dtype=dtype), mask))
         else:
             k = np.rint(pr.delays / dt).astype(np.int64)
-            max_round = max(max_round, float(np.max(np.abs(k * dt - pr.delays))))
             p = pr.pre.index
+            k_used = np.maximum(k, 1) if p >= q else k  # see the lag rule below
+            max_round = max(max_round, float(np.max(np.abs(k_used * dt - pr.delays))))
             for kk in np.unique(k):
                 mask = torch.tensor(k == kk, dtype=dtype)
                 k_eff = int(kk)
@@ -291,7 +298,9 @@ def run(network: Network, spikes, t_max: float, dt: float, weights=None,
                 Uq = Uq + X_U[m] @ Wm
         for p, k_eff, Wm in int_terms[qi]:
             src = m - k_eff
-            if src >= 1 and any_hist[p][src]:
+            # a step in which nothing fired adds nothing forward, but its surrogate still
+            # carries gradient: it may be skipped only when it is not in the graph
+            if src >= 1 and (any_hist[p][src] or S_hist[p][src].requires_grad):
                 Iq = Iq + S_hist[p][src] @ Wm
         return Iq, Uq
 
@@ -318,7 +327,8 @@ def run(network: Network, spikes, t_max: float, dt: float, weights=None,
                 if ref_steps > 0:
                     S = S * (~is_ref).to(dtype)
                 fired = S.detach() > 0
-                if bool(fired.any()):
+                any_fired = bool(fired.any())
+                if any_fired:
                     if interpolate:
                         # guard the denominator where nothing fired (where() would turn an
                         # inf there into a nan gradient)
@@ -326,11 +336,18 @@ def run(network: Network, spikes, t_max: float, dt: float, weights=None,
                         t_cross = t_prev + dt * (theta - U_prev) / den
                     else:
                         t_cross = torch.full_like(Uq, m * dt)
-                    newly = fired & torch.isinf(first[qi])
+                    # the last step may end after t_max (when t_max is not a multiple of
+                    # dt): a crossing later than t_max is outside the window, as in the
+                    # event path
+                    counted = fired & (t_cross.detach() <= t_max) if m * dt > t_max else fired
+                    newly = counted & torch.isinf(first[qi])
                     first[qi] = torch.where(newly, t_cross, first[qi])
-                    bb, nn_ = torch.nonzero(fired, as_tuple=True)
+                    bb, nn_ = torch.nonzero(counted, as_tuple=True)
                     spk[qi].append((bb.numpy(), nn_.numpy(),
                                     t_cross.detach()[bb, nn_].cpu().numpy().astype(np.float64)))
+                # the reset changes nothing forward where nothing fired, but an undetached
+                # reset still carries the surrogate's gradient there
+                if any_fired or (not detach_reset and S.requires_grad):
                     Sr = S.detach() if detach_reset else S
                     if reset == "to_reset":
                         Uq = Sr * v_r + (1.0 - Sr) * Uq
@@ -343,7 +360,7 @@ def run(network: Network, spikes, t_max: float, dt: float, weights=None,
                                            torch.clamp(refr[qi] - 1, min=0))
             U[qi], I[qi] = Uq, Iq
             S_hist[qi].append(S)
-            any_hist[qi].append(theta != math.inf and bool(fired.any()))
+            any_hist[qi].append(theta != math.inf and any_fired)
             if volt is not None:
                 volt[qi].append(Uq.detach())
 
@@ -401,6 +418,8 @@ def value_and_grad(network: Network, spikes, loss: Loss, t_max: float, dt: float
     if not isinstance(loss, Loss):
         raise TypeError(f"loss must be an eventgrad.losses.Loss, got {type(loss)}")
     dtype = options.get("dtype", torch.float64)
+    if dtype not in (torch.float64, torch.float32):
+        raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype!r}")
     weights = [torch.tensor(p.weights, dtype=dtype, requires_grad=True)
                for p in network.projections]
     r = run(network, spikes, t_max, dt, weights=weights, **options)
@@ -408,7 +427,10 @@ def value_and_grad(network: Network, spikes, loss: Loss, t_max: float, dt: float
     if isinstance(spikes, Spikes) and target is not None and np.ndim(target) == 0:
         target = [target]
     L = loss(vals, target)
-    grads = torch.autograd.grad(L, weights, allow_unused=True)
+    if L.requires_grad:
+        grads = torch.autograd.grad(L, weights, allow_unused=True)
+    else:  # nothing in the readout depends on the weights (e.g. every neuron silent)
+        grads = [None] * len(weights)
     gw = [np.zeros(p.shape) if g is None else g.detach().cpu().numpy().astype(np.float64)
           for g, p in zip(grads, network.projections)]
     res = DiscreteResult(network, r, 0) if isinstance(spikes, Spikes) else \

@@ -17,7 +17,8 @@ late       early      1
 late       late       0
 =========  =========  =====
 
-The class is the output neuron that spikes first (:class:`~eventgrad.losses.FirstSpikeCrossEntropy`).
+The class is the output neuron that spikes first
+(:class:`~eventgrad.losses.FirstSpikeCrossEntropy`).
 
 **The bias input.** With only the two data inputs, the pattern (late, late) is the pattern
 (early, early) shifted in time by ``late - early``; a network of LIF neurons started at rest is
