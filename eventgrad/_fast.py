@@ -118,63 +118,97 @@ def solve_crossing(V0, I0, D_end, tm, ts, g, theta):
 
 # --------------------------------------------------------------------------- binary heap
 @njit(cache=True, nogil=True)
-def _less(ht, hr, ha, hb, hs, i, j):
+def _event(et, ek, c, t, rank, a, b, tag, grp):
+    """Write row ``c`` of an event table (times ``et``, int64 columns ``ek``)."""
+    et[c] = t
+    ek[c, 0] = rank
+    ek[c, 1] = a
+    ek[c, 2] = b
+    ek[c, 3] = tag
+    ek[c, 4] = grp
+    return c + 1
+
+
+# The heap is ``ht`` (times) and ``hk`` (int64 columns: rank, source, index, sequence, extra);
+# entries are ordered by (time, rank, source, index, sequence), the reference engine's key.
+@njit(cache=True, nogil=True)
+def _less(ht, hk, i, j):
     if ht[i] != ht[j]:
         return ht[i] < ht[j]
-    if hr[i] != hr[j]:
-        return hr[i] < hr[j]
-    if ha[i] != ha[j]:
-        return ha[i] < ha[j]
-    if hb[i] != hb[j]:
-        return hb[i] < hb[j]
-    return hs[i] < hs[j]
+    for c in range(4):
+        if hk[i, c] != hk[j, c]:
+            return hk[i, c] < hk[j, c]
+    return False
 
 
 @njit(cache=True, nogil=True)
-def _swap(ht, hr, ha, hb, hs, hx, i, j):
+def _swap(ht, hk, i, j):
     ht[i], ht[j] = ht[j], ht[i]
-    hr[i], hr[j] = hr[j], hr[i]
-    ha[i], ha[j] = ha[j], ha[i]
-    hb[i], hb[j] = hb[j], hb[i]
-    hs[i], hs[j] = hs[j], hs[i]
-    hx[i], hx[j] = hx[j], hx[i]
+    for c in range(5):
+        hk[i, c], hk[j, c] = hk[j, c], hk[i, c]
 
 
 @njit(cache=True, nogil=True)
-def _sift_up(ht, hr, ha, hb, hs, hx, i):
+def _push(ht, hk, hn, t, rank, a, b, seq, x):
+    """Insert an entry at position ``hn`` (the size); returns the (possibly grown) arrays."""
+    if hn == ht.shape[0]:
+        ht2 = np.empty(2 * hn)
+        ht2[:hn] = ht
+        hk2 = np.empty((2 * hn, 5), dtype=np.int64)
+        hk2[:hn] = hk
+        ht, hk = ht2, hk2
+    _event(ht, hk, hn, t, rank, a, b, seq, x)
+    i = hn
     while i > 0:
-        p = (i - 1) >> 1
-        if _less(ht, hr, ha, hb, hs, i, p):
-            _swap(ht, hr, ha, hb, hs, hx, i, p)
-            i = p
+        par = (i - 1) >> 1
+        if _less(ht, hk, i, par):
+            _swap(ht, hk, i, par)
+            i = par
         else:
             break
+    return ht, hk
 
 
 @njit(cache=True, nogil=True)
-def _sift_down(ht, hr, ha, hb, hs, hx, i, n):
-    while True:
-        left = 2 * i + 1
-        if left >= n:
-            break
-        c = left
-        if left + 1 < n and _less(ht, hr, ha, hb, hs, left + 1, left):
-            c = left + 1
-        if _less(ht, hr, ha, hb, hs, c, i):
-            _swap(ht, hr, ha, hb, hs, hx, i, c)
-            i = c
-        else:
-            break
-
-
-@njit(cache=True, nogil=True)
-def _grow_f(a, n):
-    b = np.empty(max(2 * a.shape[0], n), dtype=a.dtype)
-    b[:a.shape[0]] = a
-    return b
+def _pop(ht, hk, hn):
+    """Remove the smallest entry (read it first); returns the new size."""
+    hn -= 1
+    if hn > 0:
+        _swap(ht, hk, 0, hn)
+        i = 0
+        while True:
+            left = 2 * i + 1
+            if left >= hn:
+                break
+            c = left
+            if left + 1 < hn and _less(ht, hk, left + 1, left):
+                c = left + 1
+            if _less(ht, hk, c, i):
+                _swap(ht, hk, i, c)
+                i = c
+            else:
+                break
+    return hn
 
 
 # --------------------------------------------------------------------------- forward
+@njit(cache=True, nogil=True)
+def _advance(p, t, V, I, refr, pop_t, pop_off, p_tm, p_ts, p_g, p_vr):
+    """Move population ``p``'s state forward to ``t`` in closed form (refractory V held)."""
+    D = t - pop_t[p]
+    if D > 0.0:
+        em = math.exp(-D / p_tm[p])
+        es = math.exp(-D / p_ts[p])
+        kk = kernel(D, p_tm[p], p_ts[p], p_g[p])
+        for q in range(pop_off[p], pop_off[p + 1]):
+            if refr[q]:
+                V[q] = p_vr[p]
+            else:
+                V[q] = V[q] * em + I[q] * kk
+            I[q] = I[q] * es
+        pop_t[p] = t
+
+
 @njit(cache=True, nogil=True)
 def forward(in_t, in_id, t_max, max_events,
             pop_size, pop_off, p_tm, p_ts, p_th, p_vr, p_tref,
@@ -203,22 +237,13 @@ def forward(in_t, in_id, t_max, max_events,
     for p in range(npop):
         p_g[p] = (p_tm[p] - p_ts[p]) / (p_tm[p] * p_ts[p])
 
-    cap = 1024
-    ht = np.empty(cap)
-    hr = np.empty(cap, dtype=np.int64)
-    ha = np.empty(cap, dtype=np.int64)
-    hb = np.empty(cap, dtype=np.int64)
-    hs = np.empty(cap, dtype=np.int64)
-    hx = np.empty(cap, dtype=np.int64)
+    ht = np.empty(1024)
+    hk = np.empty((1024, 5), dtype=np.int64)
     hn = 0
     seq = 0
 
-    rcap = 256
-    rec_t = np.empty(rcap)
-    rec_p = np.empty(rcap, dtype=np.int64)
-    rec_i = np.empty(rcap, dtype=np.int64)
-    rec_c = np.empty(rcap)
-    rec_r = np.empty(rcap)
+    rec_f = np.empty((256, 3))                 # time, current, release current
+    rec_n = np.empty((256, 2), dtype=np.int64)  # population, neuron
     nrec = 0
 
     n_pred = 0
@@ -233,37 +258,20 @@ def forward(in_t, in_id, t_max, max_events,
         if in_t[k] > t_max:
             n_late += 1
             continue
-        if hn == cap:
-            cap *= 2
-            ht = _grow_f(ht, cap)
-            hr = _grow_f(hr, cap)
-            ha = _grow_f(ha, cap)
-            hb = _grow_f(hb, cap)
-            hs = _grow_f(hs, cap)
-            hx = _grow_f(hx, cap)
-        ht[hn] = in_t[k]
-        hr[hn] = R_SPIKE
-        ha[hn] = -1
-        hb[hn] = in_id[k]
-        hs[hn] = seq
-        hx[hn] = -1
+        ht, hk = _push(ht, hk, hn, in_t[k], R_SPIKE, -1, in_id[k], seq, -1)
         seq += 1
         hn += 1
-        _sift_up(ht, hr, ha, hb, hs, hx, hn - 1)
 
     n_events = 0
     status = 0
     t_fail = 0.0
     while hn > 0:
         t = ht[0]
-        rank = hr[0]
-        a = ha[0]
-        b = hb[0]
-        x = hx[0]
-        hn -= 1
-        if hn > 0:
-            _swap(ht, hr, ha, hb, hs, hx, 0, hn)
-            _sift_down(ht, hr, ha, hb, hs, hx, 0, hn)
+        rank = hk[0, 0]
+        a = hk[0, 1]
+        b = hk[0, 2]
+        x = hk[0, 4]
+        hn = _pop(ht, hk, hn)
         if rank == R_SPIKE and a >= 0:
             gi = pop_off[a] + b
             if not pend_on[gi] or pend_ver[gi] != x:
@@ -281,39 +289,26 @@ def forward(in_t, in_id, t_max, max_events,
             if src >= 0:
                 p = src
                 gi = pop_off[p] + n
-                # advance population p to t
-                D = t - pop_t[p]
-                if D > 0.0:
-                    em = math.exp(-D / p_tm[p])
-                    es = math.exp(-D / p_ts[p])
-                    kk = kernel(D, p_tm[p], p_ts[p], p_g[p])
-                    for q in range(pop_off[p], pop_off[p + 1]):
-                        if refr[q]:
-                            V[q] = p_vr[p]
-                        else:
-                            V[q] = V[q] * em + I[q] * kk
-                        I[q] = I[q] * es
-                    pop_t[p] = t
+                _advance(p, t, V, I, refr, pop_t, pop_off, p_tm, p_ts, p_g, p_vr)
                 if rank == R_RELEASE:
-                    rec_r[x] = I[gi]
+                    rec_f[x, 2] = I[gi]
                     refr[gi] = False
                     V[gi] = p_vr[p]
                     tlist[0] = gi
                     npred_list = 1
                 else:
-                    if nrec == rcap:
-                        rcap *= 2
-                        rec_t = _grow_f(rec_t, rcap)
-                        rec_p = _grow_f(rec_p, rcap)
-                        rec_i = _grow_f(rec_i, rcap)
-                        rec_c = _grow_f(rec_c, rcap)
-                        rec_r = _grow_f(rec_r, rcap)
+                    if nrec == rec_f.shape[0]:
+                        rec_f2 = np.empty((2 * nrec, 3))
+                        rec_f2[:nrec] = rec_f
+                        rec_n2 = np.empty((2 * nrec, 2), dtype=np.int64)
+                        rec_n2[:nrec] = rec_n
+                        rec_f, rec_n = rec_f2, rec_n2
                     cur = I[gi]
-                    rec_t[nrec] = t
-                    rec_p[nrec] = p
-                    rec_i[nrec] = n
-                    rec_c[nrec] = cur
-                    rec_r[nrec] = np.nan
+                    rec_f[nrec, 0] = t
+                    rec_f[nrec, 1] = cur
+                    rec_f[nrec, 2] = np.nan
+                    rec_n[nrec, 0] = p
+                    rec_n[nrec, 1] = n
                     nrec += 1
                     if cur - p_th[p] < min_slope:
                         min_slope = cur - p_th[p]
@@ -324,23 +319,9 @@ def forward(in_t, in_id, t_max, max_events,
                         refr[gi] = True
                         tr = t + p_tref[p]
                         if tr <= t_max:
-                            if hn == cap:
-                                cap *= 2
-                                ht = _grow_f(ht, cap)
-                                hr = _grow_f(hr, cap)
-                                ha = _grow_f(ha, cap)
-                                hb = _grow_f(hb, cap)
-                                hs = _grow_f(hs, cap)
-                                hx = _grow_f(hx, cap)
-                            ht[hn] = tr
-                            hr[hn] = R_RELEASE
-                            ha[hn] = p
-                            hb[hn] = n
-                            hs[hn] = seq
-                            hx[hn] = nrec - 1
+                            ht, hk = _push(ht, hk, hn, tr, R_RELEASE, p, n, seq, nrec - 1)
                             seq += 1
                             hn += 1
-                            _sift_up(ht, hr, ha, hb, hs, hx, hn - 1)
                     else:
                         tlist[0] = gi
                         npred_list = 1
@@ -352,56 +333,28 @@ def forward(in_t, in_id, t_max, max_events,
                     for k in range(grp_ptr[r], grp_ptr[r + 1]):
                         ta = t + grp_delay[k]
                         if ta <= t_max:
-                            if hn == cap:
-                                cap *= 2
-                                ht = _grow_f(ht, cap)
-                                hr = _grow_f(hr, cap)
-                                ha = _grow_f(ha, cap)
-                                hb = _grow_f(hb, cap)
-                                hs = _grow_f(hs, cap)
-                                hx = _grow_f(hx, cap)
-                            ht[hn] = ta
-                            hr[hn] = R_ARRIVAL
-                            ha[hn] = j
-                            hb[hn] = n
-                            hs[hn] = seq
-                            hx[hn] = k
+                            ht, hk = _push(ht, hk, hn, ta, R_ARRIVAL, j, n, seq, k)
                             seq += 1
                             hn += 1
-                            _sift_up(ht, hr, ha, hb, hs, hx, hn - 1)
         else:
             # arrival: apply it and every other arrival at the same time
             ntouch = 0
             first = True
             while True:
                 if not first:
-                    if hn == 0 or ht[0] != t or hr[0] != R_ARRIVAL:
+                    if hn == 0 or ht[0] != t or hk[0, 0] != R_ARRIVAL:
                         break
-                    a = ha[0]
-                    b = hb[0]
-                    x = hx[0]
-                    hn -= 1
-                    if hn > 0:
-                        _swap(ht, hr, ha, hb, hs, hx, 0, hn)
-                        _sift_down(ht, hr, ha, hb, hs, hx, 0, hn)
+                    a = hk[0, 1]
+                    b = hk[0, 2]
+                    x = hk[0, 4]
+                    hn = _pop(ht, hk, hn)
                     n_events += 1
                 first = False
                 j = a
                 m = b
                 k = x
                 p = proj_post[j]
-                D = t - pop_t[p]
-                if D > 0.0:
-                    em = math.exp(-D / p_tm[p])
-                    es = math.exp(-D / p_ts[p])
-                    kk = kernel(D, p_tm[p], p_ts[p], p_g[p])
-                    for q in range(pop_off[p], pop_off[p + 1]):
-                        if refr[q]:
-                            V[q] = p_vr[p]
-                        else:
-                            V[q] = V[q] * em + I[q] * kk
-                        I[q] = I[q] * es
-                    pop_t[p] = t
+                _advance(p, t, V, I, refr, pop_t, pop_off, p_tm, p_ts, p_g, p_vr)
                 npost = proj_npost[j]
                 wrow = proj_w_off[j] + m * npost
                 if grp_all[k]:
@@ -467,23 +420,9 @@ def forward(in_t, in_id, t_max, max_events,
             if Dc < INF:
                 if Dc == 0.0:
                     n_imm += 1
-                if hn == cap:
-                    cap *= 2
-                    ht = _grow_f(ht, cap)
-                    hr = _grow_f(hr, cap)
-                    ha = _grow_f(ha, cap)
-                    hb = _grow_f(hb, cap)
-                    hs = _grow_f(hs, cap)
-                    hx = _grow_f(hx, cap)
-                ht[hn] = t + Dc
-                hr[hn] = R_SPIKE
-                ha[hn] = p
-                hb[hn] = gi - pop_off[p]
-                hs[hn] = seq
-                hx[hn] = pend_ver[gi]
+                ht, hk = _push(ht, hk, hn, t + Dc, R_SPIKE, p, gi - pop_off[p], seq, pend_ver[gi])
                 seq += 1
                 hn += 1
-                _sift_up(ht, hr, ha, hb, hs, hx, hn - 1)
                 pend_on[gi] = True
                 peak_t[gi] = INF
             else:
@@ -498,8 +437,8 @@ def forward(in_t, in_id, t_max, max_events,
                 closest = mg
     diag_i = np.array([n_events, nrec, n_pred, n_solve, n_imm, n_late], dtype=np.int64)
     diag_f = np.array([closest, min_slope, t_fail])
-    return (status, rec_t[:nrec].copy(), rec_p[:nrec].copy(), rec_i[:nrec].copy(),
-            rec_c[:nrec].copy(), rec_r[:nrec].copy(), diag_i, diag_f)
+    return (status, rec_f[:nrec, 0].copy(), rec_n[:nrec, 0].copy(), rec_n[:nrec, 1].copy(),
+            rec_f[:nrec, 1].copy(), rec_f[:nrec, 2].copy(), diag_i, diag_f)
 
 
 @njit(cache=True, nogil=True)
@@ -601,6 +540,20 @@ RB_SPIKE, RB_RELEASE, RB_PROBE, RB_ARRIVAL, RB_PROBE_END = 0, 1, 2, 3, 4
 
 
 @njit(cache=True, nogil=True)
+def _arrival_events(et, ek, c, src, m, t, tag, t_max, src_ptr, src_proj, row_ptr, grp_ptr,
+                    grp_delay):
+    """The arrival events of a spike of neuron ``m`` of source ``src`` (-1: input) at ``t``."""
+    for jj in range(src_ptr[src + 1], src_ptr[src + 2]):
+        j = src_proj[jj]
+        r = row_ptr[j] + m
+        for k in range(grp_ptr[r], grp_ptr[r + 1]):
+            a = t + grp_delay[k]
+            if a <= t_max:
+                c = _event(et, ek, c, a, RB_ARRIVAL, j, m, tag, k)
+    return c
+
+
+@njit(cache=True, nogil=True)
 def backward(rec_t, rec_p, rec_i, rec_c, rec_r, g_t, in_t, in_id, t_max,
              pop_size, pop_off, p_tm, p_ts, p_th, p_vr, p_tref,
              src_ptr, src_proj, proj_post, proj_npost, proj_w_off,
@@ -634,73 +587,28 @@ def backward(rec_t, rec_p, rec_i, rec_c, rec_r, g_t, in_t, in_id, t_max,
             n_ev += grp_ptr[r + 1] - grp_ptr[r]
     n_ev += pr_pop.shape[0]
     et = np.empty(n_ev)
-    er = np.empty(n_ev, dtype=np.int64)
-    ea = np.empty(n_ev, dtype=np.int64)
-    eb = np.empty(n_ev, dtype=np.int64)
-    etag = np.empty(n_ev, dtype=np.int64)
-    eg = np.empty(n_ev, dtype=np.int64)
+    ek = np.empty((n_ev, 5), dtype=np.int64)  # rank, source, index, tag, group
     c = 0
     for i in range(n_in):
         if in_t[i] <= t_max:
-            et[c] = in_t[i]
-            er[c] = RB_SPIKE
-            ea[c] = -1
-            eb[c] = in_id[i]
-            etag[c] = -(i + 1)
-            eg[c] = -1
-            c += 1
-            src = -1
-            for jj in range(src_ptr[src + 1], src_ptr[src + 2]):
-                j = src_proj[jj]
-                r = row_ptr[j] + in_id[i]
-                for k in range(grp_ptr[r], grp_ptr[r + 1]):
-                    a = in_t[i] + grp_delay[k]
-                    if a <= t_max:
-                        et[c] = a
-                        er[c] = RB_ARRIVAL
-                        ea[c] = j
-                        eb[c] = in_id[i]
-                        etag[c] = -(i + 1)
-                        eg[c] = k
-                        c += 1
+            c = _event(et, ek, c, in_t[i], RB_SPIKE, -1, in_id[i], -(i + 1), -1)
+            c = _arrival_events(et, ek, c, -1, in_id[i], in_t[i], -(i + 1), t_max, src_ptr,
+                                src_proj, row_ptr, grp_ptr, grp_delay)
     for s in range(n_sp):
         p = rec_p[s]
-        et[c] = rec_t[s]
-        er[c] = RB_SPIKE
-        ea[c] = p
-        eb[c] = rec_i[s]
-        etag[c] = s
-        eg[c] = -1
-        c += 1
-        for jj in range(src_ptr[p + 1], src_ptr[p + 2]):
-            j = src_proj[jj]
-            r = row_ptr[j] + rec_i[s]
-            for k in range(grp_ptr[r], grp_ptr[r + 1]):
-                a = rec_t[s] + grp_delay[k]
-                if a <= t_max:
-                    et[c] = a
-                    er[c] = RB_ARRIVAL
-                    ea[c] = j
-                    eb[c] = rec_i[s]
-                    etag[c] = s
-                    eg[c] = k
-                    c += 1
+        c = _event(et, ek, c, rec_t[s], RB_SPIKE, p, rec_i[s], s, -1)
+        c = _arrival_events(et, ek, c, p, rec_i[s], rec_t[s], s, t_max, src_ptr, src_proj,
+                            row_ptr, grp_ptr, grp_delay)
         if p_tref[p] > 0.0 and rec_t[s] + p_tref[p] <= t_max:
-            et[c] = rec_t[s] + p_tref[p]
-            er[c] = RB_RELEASE
-            ea[c] = p
-            eb[c] = rec_i[s]
-            etag[c] = s
-            eg[c] = -1
-            c += 1
+            c = _event(et, ek, c, rec_t[s] + p_tref[p], RB_RELEASE, p, rec_i[s], s, -1)
     for q in range(pr_pop.shape[0]):
-        et[c] = pr_t[q]
-        er[c] = RB_PROBE_END if pr_end[q] else RB_PROBE
-        ea[c] = pr_pop[q]
-        eb[c] = pr_n[q]
-        etag[c] = q
-        eg[c] = -1
-        c += 1
+        c = _event(et, ek, c, pr_t[q], RB_PROBE_END if pr_end[q] else RB_PROBE, pr_pop[q],
+                   pr_n[q], q, -1)
+    er = ek[:, 0]
+    ea = ek[:, 1]
+    eb = ek[:, 2]
+    etag = ek[:, 3]
+    eg = ek[:, 4]
     n_ev = c
     et = et[:n_ev]
     er = er[:n_ev]
