@@ -73,10 +73,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .gradients import value_and_grad
+from .gradients import readout_values, value_and_grad
 from .losses import Loss
 from .network import InputPopulation, Network
-from .readout import max_voltage
 from .simulate import simulate
 from .spikes import Spikes
 from .surrogates import Surrogate
@@ -160,18 +159,7 @@ def _target(target, single: bool):
 
 
 def _readout_values(results, loss: Loss) -> np.ndarray:
-    vals = []
-    for r in results:
-        if loss.readout == "first_spike":
-            t = r.first_spike_times(loss.pop)
-            t_sil = r.t_max if loss.t_silent is None else loss.t_silent
-            vals.append(np.where(np.isinf(t), t_sil, t))
-        elif loss.readout == "max_voltage":
-            vals.append(max_voltage(r, loss.pop).values)
-        else:
-            raise ValueError(f"loss.readout must be 'first_spike' or 'max_voltage', "
-                             f"got {loss.readout!r}")
-    return np.stack(vals)
+    return readout_values(results, loss)[0]
 
 
 def loss_value(network: Network, spikes, loss: Loss, t_max: float, target=None

@@ -402,7 +402,11 @@ def readout_tensor(r: _Run, network: Network, loss: Loss) -> torch.Tensor:
     if loss.readout == "first_spike":
         t = r.first[p.index]
         t_sil = r.t_max if loss.t_silent is None else loss.t_silent
-        return torch.where(torch.isinf(t), torch.full_like(t, t_sil), t)
+        slope = getattr(loss, "silent_slope", 0.0)
+        fill = torch.full_like(t, t_sil)
+        if slope > 0.0:  # the silent-neuron rule of eventgrad.losses, with the grid maximum
+            fill = fill + slope * (p.neuron.threshold - r.vmax[p.index])
+        return torch.where(torch.isinf(t), fill, t)
     if loss.readout == "max_voltage":
         return r.vmax[p.index]
     raise ValueError(f"loss.readout must be 'first_spike' or 'max_voltage', got {loss.readout!r}")

@@ -77,15 +77,17 @@ def readout_values(results: list[SimulationResult], loss: Loss) -> tuple[np.ndar
 
     For first-spike readouts silent neurons get ``loss.t_silent`` (default ``t_max``).
     """
-    return read(results, loss.readout, loss.pop, loss.t_silent)
+    return read(results, loss.readout, loss.pop, loss.t_silent,
+                getattr(loss, "silent_slope", 0.0))
 
 
-def read(results: list[SimulationResult], readout: str, pop, t_silent: float | None = None
-         ) -> tuple[np.ndarray, list]:
+def read(results: list[SimulationResult], readout: str, pop, t_silent: float | None = None,
+         silent_slope: float = 0.0) -> tuple[np.ndarray, list]:
     """Readout ``readout`` ("first_spike" or "max_voltage") of ``pop`` for each sample.
 
-    Returns the values, shape ``(batch, pop.size)``, and per sample what
-    :func:`sample_backward` needs to map a derivative back onto the events.
+    Silent neurons of a first-spike readout read ``t_silent + silent_slope (threshold -
+    V_max)`` (see :mod:`eventgrad.losses`). Returns the values, shape ``(batch, pop.size)``,
+    and per sample what :func:`sample_backward` needs to map a derivative back onto the events.
     """
     vals, aux = [], []
     for r in results:
@@ -93,8 +95,14 @@ def read(results: list[SimulationResult], readout: str, pop, t_silent: float | N
             idx = first_spike_indices(r, pop)
             t = np.full(idx.shape, r.t_max if t_silent is None else t_silent)
             t[idx >= 0] = r.records.times[idx[idx >= 0]]
+            mv = None
+            if silent_slope > 0.0 and np.any(idx < 0):
+                p = r.network.population(pop)
+                mv = max_voltage(r, p, only_silent=True)
+                silent = idx < 0
+                t[silent] += silent_slope * (p.neuron.threshold - mv.values[silent])
             vals.append(t)
-            aux.append(idx)
+            aux.append((idx, mv, silent_slope))
         elif readout == "max_voltage":
             mv = max_voltage(r, pop)
             vals.append(mv.values)
@@ -122,8 +130,15 @@ def sample_backward(result: SimulationResult, terms: list[tuple]) -> SampleGradi
     for readout, pop_key, aux, dvalues in terms:
         dvalues = np.asarray(dvalues, dtype=np.float64)
         if readout == "first_spike":
-            has = aux >= 0
-            g[aux[has]] += dvalues[has]
+            idx, mv, slope = aux
+            has = idx >= 0
+            g[idx[has]] += dvalues[has]
+            if mv is not None:
+                pop = result.network.population(pop_key)
+                sil = np.flatnonzero(~has)
+                probes.append(VoltageProbe(pop.index, sil, mv.times[sil], -slope * dvalues[sil],
+                                           mv.kind[sil] == AT_ARRIVAL, mv.vdot_left[sil],
+                                           mv.kind[sil] == AT_END))
         else:
             pop = result.network.population(pop_key)
             probes.append(VoltageProbe(pop.index, np.arange(pop.size), aux.times, dvalues,

@@ -10,10 +10,18 @@ then comes from EventProp (:func:`eventgrad.value_and_grad`), or from the time-s
 Silent neurons (explicit rule)
 ------------------------------
 A neuron that does not spike in ``[0, t_max]`` has first-spike time ``inf``. Losses see it as
-``t_silent`` (by default ``t_max``, the end of the window; settable per loss). While a neuron stays
-silent, no small change of any parameter moves this value, so its gradient is exactly zero — the
-same answer central differences give. No weight is bumped behind the user's back; to push silent
-neurons to fire, add a term that sees them (e.g. a voltage readout) explicitly.
+
+    t_silent + silent_slope * (threshold - V_max)
+
+with ``t_silent`` (ms; by default ``t_max``, the end of the window), ``silent_slope``
+(ms per unit voltage; default 0) and ``V_max`` the exact maximum of the neuron's potential over
+the window. With the default ``silent_slope = 0`` the value is the constant ``t_silent``: while the
+neuron stays silent no small change of any parameter moves it, so its gradient is exactly zero,
+the same answer central differences give — and a silent neuron never learns to fire. With
+``silent_slope > 0`` the readout of a silent neuron falls as its potential approaches threshold,
+and its exact gradient (through ``V_max``) pushes it to fire; this is a choice the user makes
+explicitly, not a weight bump behind their back. Both gradient paths implement the same rule
+(the time-stepped path with the maximum over its grid).
 
 Writing your own loss
 ---------------------
@@ -35,15 +43,20 @@ __all__ = ["Loss", "FirstSpikeCrossEntropy", "SpikeTimeMSE", "MaxVoltageCrossEnt
 
 class Loss:
     """Base class. Attributes: ``readout`` ("first_spike" or "max_voltage"), ``pop`` (the
-    population read out: object, index or name), ``t_silent`` (ms or None for ``t_max``)."""
+    population read out: object, index or name), ``t_silent`` (ms or None for ``t_max``) and
+    ``silent_slope`` (ms per unit voltage, >= 0): the silent-neuron rule of the module docs."""
 
     readout: str = "first_spike"
 
-    def __init__(self, pop="output", t_silent: float | None = None) -> None:
+    def __init__(self, pop="output", t_silent: float | None = None,
+                 silent_slope: float = 0.0) -> None:
         self.pop = pop
         if t_silent is not None and not math.isfinite(float(t_silent)):
             raise ValueError(f"t_silent must be finite, got {t_silent!r}")
         self.t_silent = None if t_silent is None else float(t_silent)
+        if not math.isfinite(float(silent_slope)) or silent_slope < 0:
+            raise ValueError(f"silent_slope must be finite and >= 0, got {silent_slope!r}")
+        self.silent_slope = float(silent_slope)
 
     def __call__(self, values: torch.Tensor, target=None) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -79,13 +92,14 @@ class FirstSpikeCrossEntropy(Loss):
     alpha : float (default 3e-3)
     pop : the output population (default "output")
     t_silent : ms, stand-in for a silent neuron's time (default: t_max); see module docs
+    silent_slope : ms per unit voltage (default 0); see module docs
     """
 
     readout = "first_spike"
 
     def __init__(self, tau0: float = 0.5, tau1: float = 6.4, alpha: float = 3e-3, pop="output",
-                 t_silent: float | None = None) -> None:
-        super().__init__(pop, t_silent)
+                 t_silent: float | None = None, silent_slope: float = 0.0) -> None:
+        super().__init__(pop, t_silent, silent_slope)
         for name, v in (("tau0", tau0), ("tau1", tau1)):
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be finite and > 0, got {v!r}")
@@ -109,8 +123,9 @@ class SpikeTimeMSE(Loss):
 
     readout = "first_spike"
 
-    def __init__(self, targets=None, pop="output", t_silent: float | None = None) -> None:
-        super().__init__(pop, t_silent)
+    def __init__(self, targets=None, pop="output", t_silent: float | None = None,
+                 silent_slope: float = 0.0) -> None:
+        super().__init__(pop, t_silent, silent_slope)
         self.targets = None if targets is None else self._check(targets)
 
     @staticmethod

@@ -79,16 +79,20 @@ class MaxVoltage:
     vdot_left: np.ndarray
 
 
-def max_voltage(result: SimulationResult, pop) -> MaxVoltage:
+def max_voltage(result: SimulationResult, pop, only_silent: bool = False) -> MaxVoltage:
     """Exact maximum of V over ``[0, t_max]`` for a non-spiking population.
 
     Raises ValueError if a neuron of ``pop`` spiked (the maximum of a spiking neuron is its
-    threshold; use a population with ``threshold=inf`` as a readout).
+    threshold; use a population with ``threshold=inf`` as a readout), unless ``only_silent``:
+    then the maxima of the neurons that never spiked are returned and the entries of the
+    others are ``nan`` (``kind`` -1).
     """
     p = result.network.population(pop)
     if isinstance(p, InputPopulation):
         raise ValueError("pop: max_voltage needs a LIF population, not the input")
-    if np.any(result.records.pops == p.index):
+    fired = np.zeros(p.size, dtype=bool)
+    fired[result.records.ids[result.records.pops == p.index]] = True
+    if fired.any() and not only_silent:
         raise ValueError(f"pop: population {p.name!r} spiked; max_voltage is defined for "
                          "non-spiking readouts (LIF(threshold=inf))")
     nrn = p.neuron
@@ -124,4 +128,7 @@ def max_voltage(result: SimulationResult, pop) -> MaxVoltage:
         vdot = np.where(better, vd, vdot)
         if not is_end:
             I = I + W[j]
+    if fired.any():
+        best, best_t, vdot = (np.where(fired, np.nan, a) for a in (best, best_t, vdot))
+        kind = np.where(fired, -1, kind)
     return MaxVoltage(best, best_t, kind, vdot)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .network import InputPopulation, Network, Population
+from .network import InputPopulation, Network
 from .spikes import Spikes
 
 __all__ = ["Diagnostics", "SpikeRecord", "SimulationResult", "BatchResult"]

@@ -48,7 +48,8 @@ class EventPropFunction(torch.autograd.Function):
         spec["last_result"] = res
         outs, auxes = [], []
         for readout, pop in spec["readouts"]:
-            vals, aux = read(results, readout, pop, spec["t_silent"])
+            vals, aux = read(results, readout, pop, spec["t_silent"],
+                             spec.get("silent_slope", 0.0))
             outs.append(torch.from_numpy(vals))
             auxes.append(aux)
         ctx.spec = spec
@@ -86,7 +87,8 @@ class EventPropFunction(torch.autograd.Function):
 def eventprop(network: Network, spikes: Sequence[Spikes], t_max: float,
               weights: Sequence[torch.Tensor], delays: Sequence[torch.Tensor] | None = None,
               readouts: Sequence[tuple[str, object]] = (("first_spike", "output"),),
-              t_silent: float | None = None, max_events: int = DEFAULT_MAX_EVENTS):
+              t_silent: float | None = None, max_events: int = DEFAULT_MAX_EVENTS,
+              silent_slope: float = 0.0):
     """Functional form: readouts of ``network`` with the given parameter tensors.
 
     Parameters
@@ -102,6 +104,7 @@ def eventprop(network: Network, spikes: Sequence[Spikes], t_max: float,
     """
     spec = {"network": network, "spikes": list(spikes), "t_max": float(t_max),
             "readouts": [tuple(r) for r in readouts], "t_silent": t_silent,
+            "silent_slope": float(silent_slope),
             "learn_delays": delays is not None, "max_events": max_events}
     params = list(weights) + (list(delays) if delays is not None else [])
     return EventPropFunction.apply(spec, *params)
@@ -123,7 +126,11 @@ class SpikingNetwork(nn.Module):
         Make the delays parameters too. They must stay >= 0: the forward pass raises a clear
         error otherwise; call :meth:`clamp_delays_` after an optimizer step to project them.
     t_silent : float, optional
-        First-spike time reported for a silent neuron (default ``t_max``); its gradient is 0.
+        First-spike time reported for a silent neuron (default ``t_max``).
+    silent_slope : float
+        ms per unit voltage: a silent neuron reports ``t_silent + silent_slope (threshold -
+        V_max)`` (exact gradient through V_max; see :mod:`eventgrad.losses`); 0 (default)
+        gives the constant ``t_silent`` with zero gradient.
 
     Attributes
     ----------
@@ -134,6 +141,7 @@ class SpikingNetwork(nn.Module):
 
     def __init__(self, network: Network, t_max: float, readout="first_spike", pop="output",
                  learn_delays: bool = False, t_silent: float | None = None,
+                 silent_slope: float = 0.0,
                  max_events: int = DEFAULT_MAX_EVENTS) -> None:
         super().__init__()
         self.network = network.copy()
@@ -147,6 +155,9 @@ class SpikingNetwork(nn.Module):
                 raise ValueError(f"readout must be 'first_spike' or 'max_voltage', got {r!r}")
             self.network.population(p)
         self.t_silent = t_silent
+        if not (silent_slope >= 0.0 and np.isfinite(silent_slope)):
+            raise ValueError(f"silent_slope must be finite and >= 0, got {silent_slope!r}")
+        self.silent_slope = float(silent_slope)
         self.max_events = max_events
         self.weights = nn.ParameterList(
             [nn.Parameter(torch.from_numpy(w.copy())) for w in self.network.get_weights()])
@@ -161,6 +172,7 @@ class SpikingNetwork(nn.Module):
         batch = [spikes] if isinstance(spikes, Spikes) else list(spikes)
         spec = {"network": self.network, "spikes": batch, "t_max": self.t_max,
                 "readouts": self.readouts, "t_silent": self.t_silent,
+                "silent_slope": self.silent_slope,
                 "learn_delays": self.delays is not None, "max_events": self.max_events}
         params = list(self.weights) + (list(self.delays) if self.delays is not None else [])
         outs = EventPropFunction.apply(spec, *params)

@@ -227,3 +227,24 @@ def test_completely_silent_network_has_zero_gradient():
     L, g = eg.value_and_grad(net, [eg.Spikes([1.0], [0]), eg.Spikes([], [])], loss, 20.0, [0, 1])
     assert np.isfinite(L) and L == pytest.approx(np.log(2.0) + 3e-3 * np.expm1(20.0 / 6.4))
     assert all(np.all(w == 0) for w in g.weights)
+
+
+def test_silent_slope_rule_gradient_matches_differences():
+    """With silent_slope > 0 a silent output reads t_silent + slope (threshold - V_max): the
+    gradient through V_max is exact (central differences) and non-zero, and 0 without it."""
+    rng = np.random.default_rng(51)
+    nrn = eg.LIF(20.0, 5.0)
+    k = float(nrn.kernel(nrn.peak_time(0.0, 1.0)))
+    ws = [rng.normal(1.2, 0.3, (3, 4)) / k, np.column_stack([rng.normal(0.6, 0.1, 4) / k,
+                                                           rng.normal(0.05, 0.02, 4) / k])]
+    net = eg.Network.feedforward([3, 4, 2], nrn, weights=ws, delays=[rng.uniform(0, 2, (3, 4)),
+                                                                      0.5])
+    sp = _inputs(rng)
+    ft = eg.simulate(net, sp, 60.0).first_spike_times("output")
+    assert np.isfinite(ft[0]) and np.isinf(ft[1])            # output 1 is silent
+    loss = FirstSpikeCrossEntropy(tau0=2.0, silent_slope=10.0)
+    errors = _check_all(net, sp, loss, 60.0, target=1, label="silent slope")
+    assert max(errors.values()) < TOL
+    _, g0 = eg.value_and_grad(net, sp, FirstSpikeCrossEntropy(tau0=2.0), 60.0, 1)
+    _, g1 = eg.value_and_grad(net, sp, loss, 60.0, 1)
+    assert np.all(g0.weights[1][:, 1] == 0) and np.any(g1.weights[1][:, 1] != 0)

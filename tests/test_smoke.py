@@ -1,6 +1,5 @@
 """The README's quick start runs and gives the closed-form answer for a single input."""
 
-import numpy as np
 from scipy.special import lambertw
 
 import eventgrad as eg
