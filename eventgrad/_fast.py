@@ -6,6 +6,11 @@ Same algorithm, event order, closed forms and rules as the reference engine in
 * the queue is a binary heap keyed by ``(time, rank, source, index, sequence)``, exactly the
   reference's sort key; a revised crossing prediction invalidates the old heap entry through a
   per-neuron version number instead of removing it (stale entries are skipped and not counted);
+* a prediction whose maximum reaches threshold is queued at a lower bound of its crossing
+  time, ``tau_mem (threshold - V0)/(I0 - V0)`` (on the rising part ``dV/dt <= (I0 - V0)/tau_mem``),
+  and solved only if that entry reaches the front of the queue still valid, from the state
+  stored at prediction time, so the spike time is the one an immediate solve gives; most
+  predictions are superseded by a later arrival before that and are never solved;
 * the scalar closed form and the spike-time solver (:func:`solve_crossing`) are the ones the
   reference engine calls too, so the two engines agree bit for bit wherever numpy's vectorised
   exponentials agree with the C library's (cross-tested).
@@ -228,6 +233,11 @@ def forward(in_t, in_id, t_max, max_events,
     refr = np.zeros(N, dtype=np.bool_)
     pend_ver = np.zeros(N, dtype=np.int64)
     pend_on = np.zeros(N, dtype=np.bool_)
+    pend_exact = np.zeros(N, dtype=np.bool_)   # pending entry holds the exact crossing time
+    pend_V0 = np.zeros(N)                      # state the pending crossing is solved from
+    pend_I0 = np.zeros(N)
+    pend_Dend = np.zeros(N)
+    pend_t0 = np.zeros(N)
     peak_t = np.full(N, INF)
     peak_v = np.zeros(N)
     touched = np.zeros(N, dtype=np.bool_)
@@ -276,6 +286,17 @@ def forward(in_t, in_id, t_max, max_events,
             gi = pop_off[a] + b
             if not pend_on[gi] or pend_ver[gi] != x:
                 continue  # stale prediction
+            if not pend_exact[gi]:
+                # a lower bound reached the front: solve now and queue the exact time
+                p = a
+                Dc = solve_crossing(pend_V0[gi], pend_I0[gi], pend_Dend[gi], p_tm[p], p_ts[p],
+                                    p_g[p], p_th[p])
+                n_solve += 1
+                pend_exact[gi] = True
+                ht, hk = _push(ht, hk, hn, pend_t0[gi] + Dc, R_SPIKE, p, b, seq, pend_ver[gi])
+                seq += 1
+                hn += 1
+                continue
         n_events += 1
         if n_events > max_events:
             status = 1
@@ -410,20 +431,33 @@ def forward(in_t, in_id, t_max, max_events,
             D_end = Dp if Dp < H else H
             Vp = V0 * math.exp(-D_end / tm) + I0 * kernel(D_end, tm, ts, g)
             Dc = INF
+            exact = True
             if V0 >= th:
                 Dc = 0.0
             elif Vp >= th:
-                Dc = solve_crossing(V0, I0, D_end, tm, ts, g, th)
-                n_solve += 1
+                # Lazy solve: queue a lower bound of the crossing time and solve only if the
+                # entry reaches the front of the queue still valid (a later arrival often
+                # supersedes it). On the rising part I <= I0 and V >= V0, so
+                # dV/dt <= (I0 - V0)/tm and the crossing is at D >= tm (th - V0)/(I0 - V0).
+                # The solve uses the state stored here, so the spike time is the same.
+                Dc = tm * (th - V0) / (I0 - V0)
+                if not Dc <= D_end:
+                    Dc = D_end
+                exact = False
+                pend_V0[gi] = V0
+                pend_I0[gi] = I0
+                pend_Dend[gi] = D_end
+                pend_t0[gi] = t
             pend_ver[gi] += 1
             pend_on[gi] = False
             if Dc < INF:
-                if Dc == 0.0:
+                if Dc == 0.0 and exact:
                     n_imm += 1
                 ht, hk = _push(ht, hk, hn, t + Dc, R_SPIKE, p, gi - pop_off[p], seq, pend_ver[gi])
                 seq += 1
                 hn += 1
                 pend_on[gi] = True
+                pend_exact[gi] = exact
                 peak_t[gi] = INF
             else:
                 peak_t[gi] = t + D_end if D_end < H else INF

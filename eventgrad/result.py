@@ -28,7 +28,9 @@ class Diagnostics:
         Threshold-crossing predictions made (one per neuron reached by an arrival, plus one
         after each spike without refractory period and one at each refractory release).
     n_root_solves : int
-        Bracketed root solves (predictions whose maximum reached threshold).
+        Bracketed root solves. The reference engine solves every prediction whose maximum
+        reaches threshold; the compiled engine only those that reach the front of the queue
+        before a later arrival supersedes them (same spikes, fewer solves).
     closest_approach : float
         Smallest ``threshold - V_max`` over the realised maxima of V that did *not* cross
         (dimensionless voltage; ``inf`` if none). Near 0 means a near-grazing miss: a tiny

@@ -48,7 +48,11 @@ def test_fast_equals_reference(kind, seed):
         for name in ("times", "pops", "ids", "currents", "release_currents"):
             np.testing.assert_array_equal(getattr(f.records, name), getattr(r.records, name),
                                           err_msg=name)
-        assert f.diagnostics == r.diagnostics
+        # identical diagnostics, except that the compiled engine solves a predicted crossing
+        # only when it reaches the front of the queue (fewer root solves, same spikes)
+        fd, rd = dict(vars(f.diagnostics)), dict(vars(r.diagnostics))
+        assert fd.pop("n_root_solves") <= rd.pop("n_root_solves")
+        assert fd == rd
 
 
 def test_event_limit_in_fast_engine():
