@@ -140,6 +140,157 @@ def _figure1(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ training commands
+def _discrete_options(args: argparse.Namespace) -> dict:
+    from .surrogates import Surrogate
+
+    if args.method != "surrogate":
+        return {}
+    return {"surrogate": Surrogate(args.surrogate, args.scale)}
+
+
+def _write_json(path: str, obj) -> None:
+    from .training import to_json
+
+    with open(path, "w") as f:
+        json.dump(to_json(obj), f, indent=1, allow_nan=False)
+
+
+def _fmt_times(t) -> str:
+    return "  ".join("   silent" if not np.isfinite(x) else f"{x:9.4f}" for x in np.ravel(t))
+
+
+@_one_thread
+def _xor(args: argparse.Namespace) -> int:
+    from . import __version__, tasks, training
+
+    _check_outputs(args)
+    task = tasks.temporal_xor(args.seed, n_hidden=args.hidden)
+    res = training.train(task, method=args.method, epochs=args.epochs, lr=args.lr,
+                         lr_decay=args.lr_decay, clip_grad_norm=args.clip or None,
+                         batch_size=args.batch_size, seed=args.seed, dt=args.dt,
+                         progress=not args.no_progress, **_discrete_options(args))
+    s = res.summary
+    hist = res.history
+    first_solved = next((h["epoch"] for h in hist if h["train_accuracy"] == 1.0), None)
+    dt_note = f", dt {args.dt:g} ms, {args.surrogate} {args.scale:g}" \
+        if args.method == "surrogate" else ""
+    print(f"eventgrad {__version__}: {task.name} (seed {args.seed}), {args.method}{dt_note}; "
+          f"{args.epochs} Adam epochs, lr {args.lr:g}, decay {args.lr_decay:g}/epoch")
+    print(f"evaluation: {s['evaluation']}")
+    print(f"accuracy {s['initial']['train_accuracy']:.2f} -> {s['accuracy']:.2f} "
+          f"(first 100% at epoch {first_solved}); loss {s['initial']['exact_loss']:.4f} -> "
+          f"{s['loss']:.4f}; {s['seconds']:.1f} s")
+    print("pattern (in0, in1)  label  predicted  output first-spike times (ms)")
+    names = ["early", "late"]
+    for b in range(len(task.inputs)):
+        pat = f"({names[b // 2]}, {names[b % 2]})"
+        print(f"{pat:18s}  {int(task.labels[b]):5d}  {int(s['predictions'][b]):9d}  "
+              f"{_fmt_times(s['first_spike_times'][b])}")
+    if args.json:
+        _write_json(args.json, {"command": "xor", "task": task.name, "method": args.method,
+                                "seed": args.seed, "accuracy": s["accuracy"],
+                                "initial_accuracy": s["initial"]["train_accuracy"],
+                                "loss": s["loss"], "predictions": s["predictions"],
+                                "labels": s["labels"],
+                                "first_spike_times": s["first_spike_times"],
+                                "first_solved_epoch": first_solved,
+                                "evaluation": s["evaluation"], "seconds": s["seconds"],
+                                "config": res.config, "history": hist})
+    if args.plot:
+        from .training_plots import plot_xor
+        plot_xor(task, res.network, args.plot,
+                 title=f"Temporal XOR after training ({args.method}, seed {args.seed}): "
+                       f"accuracy {s['accuracy']:.2f} (exact engine)")
+    if args.save:
+        training.save(args.save, res)
+    return 0
+
+
+@_one_thread
+def _timing(args: argparse.Namespace) -> int:
+    from . import __version__, tasks, training
+
+    _check_outputs(args)
+    task = tasks.spike_timing(args.seed, n_inputs=args.inputs, n_patterns=args.patterns,
+                              hidden=args.hidden, silent_slope=args.silent_slope)
+    res = training.train(task, method=args.method, epochs=args.epochs, lr=args.lr,
+                         lr_decay=args.lr_decay, clip_grad_norm=args.clip or None,
+                         batch_size=args.batch_size, seed=args.seed, dt=args.dt,
+                         newton_steps=args.newton, progress=not args.no_progress,
+                         **_discrete_options(args))
+    s = res.summary
+    dt_note = f", dt {args.dt:g} ms, {args.surrogate} {args.scale:g}" \
+        if args.method == "surrogate" else ""
+    print(f"eventgrad {__version__}: {task.name} (seed {args.seed}), {args.method}{dt_note}; "
+          f"{args.epochs} Adam epochs (lr {args.lr:g}, decay {args.lr_decay:g}/epoch) + "
+          f"{s['newton_steps_taken']} Gauss-Newton steps (of at most {args.newton})")
+    print(f"evaluation: {s['evaluation']}")
+    print(f"max timing error |t_first - target|: initial {s['initial']['timing_error_ms']:.3e} "
+          f"ms, after Adam {s['after_adam']['timing_error_ms']:.3e} ms, final "
+          f"{s['timing_error_ms']:.3e} ms; {s['seconds']:.1f} s")
+    print("pattern  target (ms)        first spike (ms)       error (ms)")
+    for b in range(len(task.inputs)):
+        t, tg = s["first_spike_times"][b, 0], task.targets[b, 0]
+        print(f"{b:7d}  {tg:18.15f} {t:18.15f}  {abs(t - tg):.3e}")
+    if args.json:
+        _write_json(args.json, {"command": "timing", "task": task.name, "method": args.method,
+                                "seed": args.seed, "dt": args.dt if args.method == "surrogate"
+                                else None,
+                                "final_timing_error_ms": s["timing_error_ms"],
+                                "initial_timing_error_ms": s["initial"]["timing_error_ms"],
+                                "adam_timing_error_ms": s["after_adam"]["timing_error_ms"],
+                                "newton_steps_taken": s["newton_steps_taken"],
+                                "first_spike_times": s["first_spike_times"][:, 0],
+                                "targets": task.targets[:, 0], "loss": s["loss"],
+                                "evaluation": s["evaluation"], "seconds": s["seconds"],
+                                "config": res.config, "history": res.history})
+    if args.plot:
+        from .training_plots import plot_timing
+        plot_timing(res.history, args.plot,
+                    title=f"{task.name} (seed {args.seed}): {args.method}"
+                          + (f", dt {args.dt:g} ms" if args.method == "surrogate" else ""))
+    if args.save:
+        training.save(args.save, res)
+    return 0
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    import os
+
+    if args.save and args.json:
+        prefix = args.save.removesuffix(".json").removesuffix(".npz")
+        if os.path.abspath(prefix + ".json") == os.path.abspath(args.json):
+            raise SystemExit(f"eventgrad {args.command}: --json {args.json} would be "
+                             f"overwritten by --save {args.save} (which writes "
+                             f"{prefix}.npz and {prefix}.json); choose another name")
+
+
+def _training_args(p: argparse.ArgumentParser, epochs: int, lr: float, decay: float,
+                   clip: float) -> None:
+    from .surrogates import SURROGATES
+
+    p.add_argument("--method", choices=("eventprop", "surrogate"), default="eventprop",
+                   help="exact gradients on the event engine, or surrogate gradients on the "
+                        "time-stepped path (evaluation is always by the exact engine)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the task and the training")
+    p.add_argument("--epochs", type=int, default=epochs, help="Adam epochs")
+    p.add_argument("--lr", type=float, default=lr, help="Adam learning rate")
+    p.add_argument("--lr-decay", type=float, default=decay,
+                   help="learning-rate factor per epoch")
+    p.add_argument("--clip", type=float, default=clip,
+                   help="clip the gradient norm to this before each step (0: off)")
+    p.add_argument("--batch-size", type=int, default=None, help="default: full batch")
+    p.add_argument("--dt", type=float, default=0.1, help="time step of the surrogate path (ms)")
+    p.add_argument("--surrogate", choices=SURROGATES, default="superspike")
+    p.add_argument("--scale", type=float, default=10.0, help="surrogate scale (1/voltage)")
+    p.add_argument("--json", type=str, default=None, help="write a JSON summary here")
+    p.add_argument("--plot", type=str, default=None, help="write the figure here (PNG)")
+    p.add_argument("--save", type=str, default=None, metavar="PREFIX",
+                   help="write PREFIX.npz (weights, delays) and PREFIX.json")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="eventgrad", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -185,6 +336,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=float, default=10.0, help="surrogate scale (1/voltage)")
     p.add_argument("--fd-h", type=float, default=1e-4, help="finite-difference step (weights)")
     p.set_defaults(func=_figure1)
+
+    p = sub.add_parser("xor", help="train the temporal XOR task (2+bias-4-2) with EventProp or "
+                       "surrogate gradients; accuracy by the exact engine")
+    _training_args(p, epochs=100, lr=0.2, decay=0.95, clip=0.05)
+    p.add_argument("--hidden", type=int, default=4, help="hidden neurons")
+    p.set_defaults(func=_xor)
+
+    p = sub.add_parser("timing", help="train a neuron to fire its first spike at target "
+                       "times (Adam, then Gauss-Newton steps); timing error by the exact engine")
+    _training_args(p, epochs=100, lr=0.03, decay=1.0, clip=0.0)
+    p.add_argument("--newton", type=int, default=20,
+                   help="at most this many Gauss-Newton steps after Adam (0: none)")
+    p.add_argument("--inputs", type=int, default=5, help="input neurons")
+    p.add_argument("--patterns", type=int, default=4, help="input patterns")
+    p.add_argument("--hidden", type=int, default=None, help="add a hidden layer of this size")
+    p.add_argument("--silent-slope", type=float, default=0.0,
+                   help="silent-neuron rule of the loss (ms per unit voltage): a silent output "
+                        "reads t_max + slope (threshold - V_max); 0 (default): zero gradient")
+    p.set_defaults(func=_timing)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -26,6 +26,15 @@ time-invariant, so it answers both with the same class, shifted. That happens to
 with XOR, but the network has no reference time, and in trials it trained poorly. So the tasks
 add a third input neuron, a *bias* that spikes once at 0 ms in every pattern (as EventProp's
 Yin-Yang set-up does): input 2 is the bias. ``bias=False`` removes it.
+
+Single-spike timing
+-------------------
+:func:`spike_timing`: each input pattern is one spike per input neuron at a random time; the
+output neuron must emit its *first* spike at a target time given per pattern
+(:class:`~eventgrad.losses.SpikeTimeMSE` with per-sample targets, ``Task.targets`` of shape
+``(n_patterns, 1)``). The default targets are the first-spike times of a seeded *teacher*
+network of the same structure, so an exact solution exists: exact (EventProp) gradients can
+drive the timing error towards float precision, a time-stepped path only to about its step.
 """
 
 from __future__ import annotations
@@ -34,13 +43,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .losses import FirstSpikeCrossEntropy, Loss
+from .losses import FirstSpikeCrossEntropy, Loss, SpikeTimeMSE
 from .network import Network
 from .neuron import LIF
 from .simulate import simulate
 from .spikes import Spikes
 
-__all__ = ["Task", "temporal_xor", "xor_2_2_2"]
+__all__ = ["Task", "temporal_xor", "xor_2_2_2", "spike_timing"]
 
 
 @dataclass
@@ -56,6 +65,9 @@ class Task:
     loss : Loss — the loss the task is trained and evaluated with
     t_max : float, ms — simulation window
     n_classes : int or None — number of classes (None for a regression task)
+    targets : ndarray or None — per-sample targets of a regression loss (e.g. first-spike
+        times in ms, shape ``(n_samples, n_out)`` for :class:`~eventgrad.losses.SpikeTimeMSE`);
+        None for a classification task, whose loss takes ``labels``
     """
 
     name: str
@@ -65,10 +77,34 @@ class Task:
     loss: Loss
     t_max: float
     n_classes: int | None
+    targets: np.ndarray | None = None
+
+    def loss_target(self, index=None) -> np.ndarray:
+        """What the loss takes as ``target`` for the samples ``index`` (default: all):
+        ``targets[index]`` for a regression task, else ``labels[index]``."""
+        t = self.labels if self.targets is None else self.targets
+        return t if index is None else t[np.asarray(index)]
+
+    def first_spike_times(self, network: Network | None = None) -> np.ndarray:
+        """First-spike times (ms) of the loss's population, shape ``(n_samples, n)``, by the
+        event engine (``inf`` where silent)."""
+        net = self.network if network is None else network
+        return simulate(net, self.inputs, self.t_max).first_spike_times(self.loss.pop)
+
+    def timing_error(self, network: Network | None = None) -> float:
+        """Largest ``|t_first - target|`` (ms) over samples and outputs, by the event engine
+        (``inf`` if a neuron with a target is silent). Regression tasks only."""
+        if self.targets is None:
+            raise ValueError(f"{self.name}: timing_error needs a task with targets")
+        t = self.first_spike_times(network)
+        return float(np.max(np.abs(t - np.broadcast_to(self.targets, t.shape))))
 
     def predict(self, network: Network | None = None) -> np.ndarray:
         """Predicted class per sample with the event engine (the earliest output neuron for a
         first-spike loss; a sample whose outputs are all silent is predicted as -1)."""
+        if self.n_classes is None:
+            raise ValueError(f"{self.name} is a regression task: no classes to predict "
+                             f"(see timing_error)")
         net = self.network if network is None else network
         res = simulate(net, self.inputs, self.t_max)
         pop = self.loss.pop
@@ -160,3 +196,136 @@ def xor_2_2_2(seed: int = 0, **kwargs) -> Task:
     cross-check figure (``eventgrad figure1``)."""
     kwargs.setdefault("n_hidden", 2)
     return temporal_xor(seed, **kwargs)
+
+
+_TEACHER_DRAWS = 500  # teacher draws per input set before the input patterns are redrawn
+
+
+def _timing_weights(rng: np.random.Generator, sizes: list[int], k_pk: float) -> list[np.ndarray]:
+    # each neuron's inputs with mean weight, arriving together, peak at 1.5 thresholds
+    return [rng.normal(1.5, 0.75, (n_pre, n_post)) / (n_pre * k_pk)
+            for n_pre, n_post in zip(sizes[:-1], sizes[1:])]
+
+
+def _min_slope_until(res, t_end: float, threshold: float) -> float:
+    """Smallest crossing slope ``I - threshold`` of the spikes at or before ``t_end``."""
+    rec = res.records
+    keep = rec.times <= t_end
+    return float(np.min(rec.currents[keep] - threshold)) if keep.any() else np.inf
+
+
+def spike_timing(seed: int = 0, n_inputs: int = 5, n_patterns: int = 4, targets=None,
+                 hidden: int | None = None, tau_mem: float = 20.0, tau_syn: float = 5.0,
+                 t_max: float = 50.0, input_window: tuple[float, float] = (0.0, 20.0),
+                 target_window: tuple[float, float] = (15.0, 30.0),
+                 min_slope: float = 0.25, silent_slope: float = 0.0,
+                 max_draws: int = 10000) -> Task:
+    """Single-spike timing: the output neuron's first spike must come at a target time.
+
+    Parameters
+    ----------
+    seed : int — seeds the input patterns, the default targets and the initial weights
+        (deterministic; three independent streams of ``numpy.random.SeedSequence(seed)``)
+    n_inputs : int — input neurons; each spikes exactly once per pattern
+    n_patterns : int — number of input patterns (samples)
+    targets : array_like of shape ``(n_patterns,)`` or ``(n_patterns, 1)``, ms, optional —
+        target first-spike times; by default those of a teacher network (below)
+    hidden : int, optional — a hidden layer of this many neurons (``n_inputs-hidden-1``);
+        None for a single output neuron (``n_inputs-1``)
+    tau_mem, tau_syn : float, ms — time constants of all LIF neurons (threshold 1, reset to 0,
+        no refractory period, no delays)
+    t_max : float, ms — simulation window (default 50 ms)
+    input_window : (lo, hi), ms — input spike times are uniform in ``[lo, hi]`` (default 0-20)
+    target_window : (lo, hi), ms — where the default targets lie (default 15-30)
+    min_slope : float — every spike of the teacher and of the initial network up to the
+        output's first spike must cross the threshold with ``I - threshold >= min_slope``
+        (``tau_mem dV/dt``; default 0.25): no near-grazing spike, whose time would jump (e.g.
+        to "silent") under a small weight change
+    silent_slope : float, ms per unit voltage — the loss's silent-neuron rule (see
+        :mod:`eventgrad.losses`): a silent output reads ``t_max + silent_slope (threshold -
+        V_max)``; the default 0 gives it a zero gradient, > 0 pushes it back to firing
+    max_draws : int — weight draws tried for the teacher (in all) and for the initial network
+
+    Inputs: pattern ``p`` is one spike of each input neuron ``i`` at ``U(input_window)`` ms.
+    If no teacher (below) is found for a set of patterns in 500 draws (when all of a pattern's
+    inputs come early, a first spike inside the target window needs a grazing crossing), the
+    patterns are redrawn from the same stream; with ``targets`` given, the first set is used.
+
+    Default targets (reachable by construction): teacher weights of the same structure are
+    drawn (each neuron's weights ``N(1.5, 0.75) / (n_pre k_pk)``, ``k_pk`` the peak of a unit
+    PSP, as in :func:`temporal_xor`) until the teacher's output fires for every pattern with
+    its first spike inside ``target_window`` (and, with a hidden layer, every hidden neuron
+    spikes for at least one pattern; and no spike grazes, see ``min_slope``); its first-spike
+    times are the targets. The student can
+    therefore match them exactly (e.g. by becoming the teacher).
+
+    Initial weights: drawn from the same distribution until the output fires for every pattern
+    (and every hidden neuron spikes for some pattern; no spike grazes), so that every target sees a spike time
+    with a nonzero exact gradient. Raises ``RuntimeError`` if ``max_draws`` draws do not
+    qualify.
+
+    Loss: :class:`~eventgrad.losses.SpikeTimeMSE` on the population "output" with the targets
+    passed per sample at call time (``Task.targets``, shape ``(n_patterns, 1)``, also in
+    ``Task.labels``); a silent output counts as spiking at ``t_max`` (plus the
+    ``silent_slope`` term).
+    """
+    n_inputs, n_patterns = int(n_inputs), int(n_patterns)
+    if n_inputs < 1 or n_patterns < 1:
+        raise ValueError(f"need n_inputs >= 1 and n_patterns >= 1, got {n_inputs}, {n_patterns}")
+    lo, hi = map(float, input_window)
+    tlo, thi = map(float, target_window)
+    if not (0.0 <= lo <= hi < t_max):
+        raise ValueError(f"input_window must satisfy 0 <= lo <= hi < t_max, got {input_window}")
+    if not (0.0 <= tlo <= thi <= t_max):
+        raise ValueError(f"target_window must satisfy 0 <= lo <= hi <= t_max, got "
+                         f"{target_window}")
+    nrn = LIF(tau_mem=tau_mem, tau_syn=tau_syn)
+    k_pk = float(nrn.kernel(nrn.peak_time(0.0, 1.0)))
+    sizes = [n_inputs] + ([int(hidden)] if hidden else []) + [1]
+    s_in, s_teacher, s_init = (np.random.default_rng(s)
+                               for s in np.random.SeedSequence(seed).spawn(3))
+
+    def draw(rng, inputs, accept, n_draws):
+        for _ in range(n_draws):
+            net = Network.feedforward(sizes, nrn, weights=_timing_weights(rng, sizes, k_pk))
+            res = simulate(net, inputs, t_max)
+            t = res.first_spike_times("output")[:, 0]
+            hidden_ok = (not hidden) or bool(np.all(res.spike_counts("hidden").sum(axis=0) > 0))
+            slope_ok = all(_min_slope_until(r, tb, nrn.threshold) >= min_slope
+                           for r, tb in zip(res, t))
+            if hidden_ok and slope_ok and np.all(np.isfinite(t)) and accept(t):
+                return net, t
+        return None, None
+
+    def patterns():
+        X = s_in.uniform(lo, hi, (n_patterns, n_inputs))
+        return [Spikes(x, np.arange(n_inputs), n_neurons=n_inputs) for x in X]
+
+    if targets is None:
+        def in_window(t):
+            return bool(np.all((t >= tlo) & (t <= thi)))
+
+        for _ in range(max(1, max_draws // _TEACHER_DRAWS)):
+            inputs = patterns()
+            teacher, t_teacher = draw(s_teacher, inputs, in_window, _TEACHER_DRAWS)
+            if teacher is not None:
+                break
+        else:
+            raise RuntimeError(f"spike_timing: no teacher network with targets in "
+                               f"{target_window} ms in {max_draws} draws (seed={seed})")
+        tg = t_teacher[:, None].copy()
+    else:
+        inputs = patterns()
+        tg = np.asarray(targets, dtype=np.float64).reshape(-1)
+        if tg.shape[0] != n_patterns:
+            raise ValueError(f"targets must have {n_patterns} entries, got {tg.shape[0]}")
+        if not np.all(np.isfinite(tg)) or np.any(tg < 0) or np.any(tg > t_max):
+            raise ValueError(f"targets must be finite and in [0, t_max={t_max}] ms, got {tg}")
+        tg = tg[:, None].copy()
+    net, _ = draw(s_init, inputs, lambda t: True, max_draws)
+    if net is None:
+        raise RuntimeError(f"spike_timing: no initial network whose output fires for every "
+                           f"pattern in {max_draws} draws (seed={seed})")
+    name = f"spike_timing {'-'.join(map(str, sizes))}"
+    return Task(name, inputs, tg.copy(), net, SpikeTimeMSE(silent_slope=silent_slope),
+                float(t_max), None, targets=tg)

@@ -1,0 +1,555 @@
+"""Training a task's network with Adam, by exact (EventProp) or surrogate gradients.
+
+>>> from eventgrad import tasks, training
+>>> task = tasks.temporal_xor(seed=0)
+>>> result = training.train(task, method="eventprop", epochs=100, lr=0.2, lr_decay=0.95,
+...                         clip_grad_norm=0.05, progress=False)   # `eventgrad xor` defaults
+>>> result.summary["accuracy"]                      # exact event engine
+1.0
+>>> training.save("xor_run", result)                # xor_run.npz + xor_run.json
+>>> net, config = training.load("xor_run")
+
+Two gradient paths, one optimizer
+---------------------------------
+The parameters are the network's weights as float64 torch tensors (one per projection),
+optimized by :class:`torch.optim.Adam` with learning rate ``lr`` multiplied by ``lr_decay``
+after every epoch (:class:`torch.optim.lr_scheduler.ExponentialLR`).
+
+* ``method="eventprop"``: the forward pass is the exact event engine and the gradient is
+  EventProp (:func:`eventgrad.torch.eventprop`), i.e. the exact gradient of the exact loss.
+* ``method="surrogate"``: the forward pass is the time-stepped path
+  (:func:`eventgrad.discrete.run`, step ``dt``, any of its options via ``**discrete_options``:
+  ``surrogate``, ``reset``, ``detach_reset``, ``update``, ``inputs``, ``interpolate``) and the
+  gradient is backpropagation through time with a surrogate spike derivative; the readout is
+  :func:`eventgrad.discrete.readout_tensor`.
+
+Both use the task's loss with the task's targets (labels, or target times).
+
+Evaluation is always exact
+--------------------------
+Whatever trained the weights, every reported number — the per-epoch ``exact_loss``,
+``train_accuracy`` / ``timing_error_ms``, and the summary — comes from the exact event engine
+(:func:`eventgrad.simulate`) run on the trained weights. ``loss`` in the history is the loss the
+method itself saw while training (the discrete path's loss for ``"surrogate"``).
+
+Newton refinement (spike-time tasks)
+------------------------------------
+For a task with per-sample target times (:func:`eventgrad.tasks.spike_timing`), the residuals
+``r = t_first - target`` are smooth functions of the weights as long as no spike appears or
+disappears. Adam, whose steps have a fixed size ``lr``, crawls along the ill-conditioned valley
+of such a problem (after 100-300 epochs the timing error is still ~0.02-1 ms). ``newton_steps >
+0`` finishes training with up to that many Levenberg-Marquardt / Gauss-Newton steps
+(:func:`newton_refine`), each method with its *own* Jacobian: EventProp's exact one (one
+backward pass per residual), which converges quadratically to a zero of the exact residuals
+(timing error at float64 precision, ~1e-15 ms), or the time-stepped path's, which converges to
+a zero of the *discrete* model's residuals; the exact engine then shows that path's floor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .gradients import readout_values
+from .network import InputPopulation, Network
+from .neuron import LIF
+from .simulate import simulate
+from .surrogates import Surrogate
+
+__all__ = ["TrainResult", "train", "evaluate", "newton_refine", "save", "load",
+           "network_to_dict", "network_from_dict"]
+
+METHODS = ("eventprop", "surrogate")
+EVALUATION = "exact event engine (eventgrad.simulate), for both training methods"
+_FORMAT = "eventgrad.training/1"
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes
+    ----------
+    history : list of dict
+        One entry per epoch; entry 0 is the initial network (before any step). Keys:
+        ``epoch``; ``loss`` (mean over the epoch's batches of the loss the method trained on;
+        for entry 0 and Newton steps, the exact loss); ``exact_loss`` (event engine, all
+        samples, after the epoch); ``train_accuracy`` (classification tasks) or
+        ``timing_error_ms`` (tasks with target times: max over samples of
+        ``|t_first - target|``), both by the event engine; ``lr``; ``seconds`` (wall time since
+        training started); ``phase`` (``"init"``, ``"adam"`` or ``"newton"``). Newton entries
+        also carry ``residual_ms`` (the method's own largest residual), ``step_norm``, ``mu``.
+    weights : list of ndarray — the trained weights, aligned with ``network.projections``
+    network : Network — a copy of the task's network with the trained weights
+    config : dict — the settings of the run (JSON-ready)
+    summary : dict — final evaluation by the event engine (see :func:`evaluate`), plus
+        ``method``, ``epochs``, ``seconds``, ``initial`` and ``after_adam`` (the metrics of
+        history entries 0 and ``epochs``) and ``newton_steps_taken``
+    """
+
+    history: list[dict]
+    weights: list[np.ndarray]
+    network: Network
+    config: dict
+    summary: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------ evaluation
+def evaluate(task, network: Network | None = None) -> dict:
+    """Exact evaluation of ``network`` (default: the task's) on all of the task's samples.
+
+    Returns a dict with ``loss`` (the task's loss on the event engine's readout),
+    ``evaluation`` (the engine used) and, for a classification task, ``accuracy``,
+    ``predictions`` (-1 where all outputs are silent) and ``labels``; for a task with target
+    times, ``timing_error_ms`` (max over samples and outputs of ``|t_first - target|``, ``inf``
+    if an output is silent), ``first_spike_times`` and ``targets`` (ms). First-spike readouts
+    also give ``first_spike_times``.
+    """
+    net = task.network if network is None else network
+    res = simulate(net, task.inputs, task.t_max)
+    results = list(res)
+    vals, _ = readout_values(results, task.loss)
+    with torch.no_grad():
+        L = float(task.loss(torch.from_numpy(vals), task.loss_target()))
+    out = {"evaluation": EVALUATION, "loss": L}
+    if task.loss.readout == "first_spike":
+        first = res.first_spike_times(task.loss.pop)
+        out["first_spike_times"] = first
+    if task.targets is not None:
+        err = np.abs(first - np.broadcast_to(task.targets, first.shape))
+        out["timing_error_ms"] = float(np.max(err))
+        out["targets"] = np.asarray(task.targets)
+    if task.n_classes is not None:       # as Task.predict, without simulating again
+        if task.loss.readout == "first_spike":
+            pred = np.where(np.all(np.isinf(first), axis=1), -1, np.argmin(first, axis=1))
+        else:
+            pred = np.argmax(vals, axis=1)
+        out["predictions"] = pred
+        out["labels"] = np.asarray(task.labels)
+        out["accuracy"] = float(np.mean(pred == task.labels))
+    return out
+
+
+def _metric(ev: dict) -> dict:
+    if "accuracy" in ev:
+        return {"train_accuracy": ev["accuracy"]}
+    if "timing_error_ms" in ev:
+        return {"timing_error_ms": ev["timing_error_ms"]}
+    return {}
+
+
+def _postfix(entry: dict) -> dict:
+    out = {"loss": f"{entry['loss']:.4g}"}
+    if "train_accuracy" in entry:
+        out["acc"] = f"{entry['train_accuracy']:.2f}"
+    if "timing_error_ms" in entry:
+        out["err_ms"] = f"{entry['timing_error_ms']:.3g}"
+    return out
+
+
+# ------------------------------------------------------------------------------ training
+@contextlib.contextmanager
+def _torch_threads(n: int | None):
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _surrogate_config(options: dict) -> dict:
+    out = {}
+    for k, v in options.items():
+        if isinstance(v, Surrogate):
+            out[k] = {"name": v.name, "scale": v.scale}
+        elif isinstance(v, torch.dtype):
+            out[k] = str(v).replace("torch.", "")
+        else:
+            out[k] = v
+    return out
+
+
+def _loss_config(loss) -> dict:
+    cfg = {"class": type(loss).__name__}
+    for k, v in vars(loss).items():
+        if k == "targets":
+            continue
+        cfg[k] = v if isinstance(v, (int, float, str, type(None))) else repr(v)
+    return cfg
+
+
+def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
+          batch_size: int | None = None, seed: int = 0, dt: float = 0.1, lr_decay: float = 1.0,
+          progress: bool = True, clip_grad_norm: float | None = None,
+          newton_steps: int = 0, newton_tol: float = 0.0, torch_threads: int | None = 1,
+          **discrete_options) -> TrainResult:
+    """Train ``task.network`` (a copy; the task is not modified) on ``task``'s loss with Adam.
+
+    Parameters
+    ----------
+    task : eventgrad.tasks.Task
+    method : "eventprop" (exact gradients, event engine) or "surrogate" (time-stepped path
+        with surrogate gradients); see the module docs
+    epochs : int — passes over the samples (each pass: one Adam step per batch)
+    lr : float — Adam's learning rate (betas 0.9, 0.999, eps 1e-8)
+    batch_size : int or None — samples per step; None (default) for full batch. With mini
+        batches the sample order is shuffled every epoch by ``numpy.random.default_rng(seed)``
+    seed : int — seeds the batch order (and ``torch.manual_seed``); the initial weights are
+        the task's (seeded by the task's constructor)
+    dt : float, ms — step of the surrogate path (ignored by EventProp)
+    lr_decay : float — the learning rate is multiplied by this after every epoch
+    progress : bool — show a tqdm progress bar with loss and accuracy / timing error
+    clip_grad_norm : float or None — clip the gradient's total norm to this before each Adam
+        step (:func:`torch.nn.utils.clip_grad_norm_`). Exact gradients have a factor
+        ``1/(I - threshold)`` that is huge when a spike (dis)appears near grazing; one such
+        gradient fills Adam's first moment and carries the weights far for ~10 steps. Clipping
+        keeps such an event from dominating (it changes the step, not the gradient's meaning)
+    newton_steps : int — at most this many Gauss-Newton steps on the first-spike times after
+        the epochs, with the method's own Jacobian (tasks with target times; see
+        :func:`newton_refine`); they are appended to the history with ``phase="newton"``
+    newton_tol : float, ms — stop the Newton steps once the timing error is at most this
+    torch_threads : int or None — torch intra-op threads while training (restored after);
+        the default 1 is fastest for these small tensors; None leaves torch's setting
+    **discrete_options : passed to :func:`eventgrad.discrete.run` (surrogate path only), e.g.
+        ``surrogate=Surrogate("superspike", 10)``, ``reset``, ``detach_reset``, ``update``,
+        ``inputs``, ``interpolate``
+
+    Returns
+    -------
+    TrainResult — history, trained weights and network, config, exact final summary.
+    """
+    from tqdm.auto import tqdm
+
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    epochs = int(epochs)
+    if epochs < 0:
+        raise ValueError(f"epochs must be >= 0, got {epochs}")
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be finite and > 0, got {lr!r}")
+    if not (math.isfinite(lr_decay) and lr_decay > 0):
+        raise ValueError(f"lr_decay must be finite and > 0, got {lr_decay!r}")
+    if method == "eventprop" and discrete_options:
+        raise ValueError(f"options {sorted(discrete_options)} apply to method='surrogate' only")
+    if newton_steps and task.targets is None:
+        raise ValueError("newton_steps needs a task with target times (e.g. spike_timing)")
+    n = len(task.inputs)
+    if batch_size is not None and not (isinstance(batch_size, (int, np.integer))
+                                       and batch_size >= 1):
+        raise ValueError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
+    bs = n if batch_size is None else min(int(batch_size), n)
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = task.network.copy()          # working copy; the EventProp path overwrites its weights
+    params = [torch.tensor(w, dtype=torch.float64, requires_grad=True)
+              for w in net.get_weights()]
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=lr_decay)
+    loss_fn = task.loss
+    if method == "eventprop":
+        from .torch import eventprop
+        readouts = ((loss_fn.readout, loss_fn.pop),)
+
+        def batch_loss(idx):
+            (vals,) = eventprop(net, [task.inputs[i] for i in idx], task.t_max, params,
+                                readouts=readouts, t_silent=loss_fn.t_silent,
+                                silent_slope=getattr(loss_fn, "silent_slope", 0.0))
+            return loss_fn(vals, task.loss_target(idx))
+    else:
+        from . import discrete
+
+        def batch_loss(idx):
+            r = discrete.run(net, [task.inputs[i] for i in idx], task.t_max, dt,
+                             weights=params, **discrete_options)
+            vals = discrete.readout_tensor(r, net, loss_fn)
+            return loss_fn(vals, task.loss_target(idx))
+
+    config = {
+        "task": task.name, "method": method, "epochs": epochs, "lr": lr,
+        "batch_size": batch_size, "seed": seed, "lr_decay": lr_decay,
+        "dt": dt if method == "surrogate" else None,
+        "discrete_options": _surrogate_config(discrete_options) if method == "surrogate"
+        else None,
+        "newton_steps": newton_steps, "newton_tol": newton_tol,
+        "clip_grad_norm": clip_grad_norm,
+        "optimizer": "torch.optim.Adam(betas=(0.9, 0.999), eps=1e-8), ExponentialLR(lr_decay)",
+        "t_max": task.t_max, "n_samples": n, "loss": _loss_config(loss_fn),
+        "evaluation": EVALUATION,
+    }
+
+    def snapshot() -> Network:
+        out = task.network.copy()
+        out.set_weights([p.detach().numpy().copy() for p in params])
+        return out
+
+    with _torch_threads(torch_threads):
+        t0 = time.perf_counter()
+        ev = evaluate(task, snapshot())
+        history = [{"epoch": 0, "loss": ev["loss"], "exact_loss": ev["loss"], **_metric(ev),
+                    "lr": lr, "seconds": time.perf_counter() - t0, "phase": "init"}]
+        bar = tqdm(range(1, epochs + 1), desc=f"{method} {task.name}", disable=not progress,
+                   leave=True, dynamic_ncols=True)
+        for epoch in bar:
+            order = np.arange(n) if bs == n else rng.permutation(n)
+            losses = []
+            lr_now = opt.param_groups[0]["lr"]
+            for s in range(0, n, bs):
+                idx = order[s:s + bs]
+                opt.zero_grad()
+                L = batch_loss(idx)
+                if L.requires_grad:
+                    L.backward()
+                    if clip_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
+                    opt.step()
+                losses.append(float(L.detach()))
+            sched.step()
+            ev = evaluate(task, snapshot())
+            entry = {"epoch": epoch, "loss": float(np.mean(losses)), "exact_loss": ev["loss"],
+                     **_metric(ev), "lr": lr_now, "seconds": time.perf_counter() - t0,
+                     "phase": "adam"}
+            history.append(entry)
+            bar.set_postfix(_postfix(entry), refresh=False)
+        bar.close()
+        trained = snapshot()
+        if newton_steps:
+            trained, steps = newton_refine(task, trained, newton_steps, tol=newton_tol,
+                                           method=method, dt=dt, **discrete_options)
+            for k, st in enumerate(steps, start=1):
+                history.append({"epoch": epochs + k, "loss": st["exact_loss"], **st,
+                                "lr": None, "seconds": time.perf_counter() - t0,
+                                "phase": "newton"})
+        seconds = time.perf_counter() - t0
+        summary = evaluate(task, trained)
+        keys = ("exact_loss", "train_accuracy", "timing_error_ms")
+        summary.update({"method": method, "epochs": epochs, "seconds": seconds,
+                        "initial": {k: history[0][k] for k in keys if k in history[0]},
+                        "after_adam": {k: history[epochs][k] for k in keys if k in history[epochs]},
+                        "newton_steps_taken": len(history) - 1 - epochs})
+        return TrainResult(history, trained.get_weights(), trained, config, summary)
+
+
+# ------------------------------------------------------------------------------ Newton
+def _flat(ws) -> np.ndarray:
+    return np.concatenate([np.asarray(w).reshape(-1) for w in ws])
+
+
+def _unflat(x: np.ndarray, shapes) -> list[np.ndarray]:
+    sizes = [int(np.prod(s)) for s in shapes]
+    return [a.reshape(s) for a, s in zip(np.split(x, np.cumsum(sizes)[:-1]), shapes)]
+
+
+def _spike_times(task, network: Network, method: str, dt: float, options: dict,
+                 params=None) -> torch.Tensor:
+    """First-spike times of the loss's population (silent: ``t_silent``), (batch, n)."""
+    if method == "eventprop":
+        from .torch import eventprop
+        (t,) = eventprop(network.copy(), task.inputs, task.t_max,
+                         params if params is not None else
+                         [torch.from_numpy(w) for w in network.get_weights()],
+                         readouts=(("first_spike", task.loss.pop),), t_silent=task.loss.t_silent,
+                         silent_slope=getattr(task.loss, "silent_slope", 0.0))
+        return t
+    from . import discrete
+    r = discrete.run(network, task.inputs, task.t_max, dt, weights=params, **options)
+    return discrete.readout_tensor(r, network, task.loss)
+
+
+def _residuals(task, network, method, dt, options, jacobian: bool):
+    params = [torch.tensor(w, dtype=torch.float64, requires_grad=jacobian)
+              for w in network.get_weights()]
+    ctx = torch.enable_grad() if jacobian else torch.no_grad()
+    with ctx:
+        t = _spike_times(task, network, method, dt, options, params)
+        tg = torch.as_tensor(np.broadcast_to(task.targets, t.shape).copy())
+        r = (t - tg).reshape(-1)
+        if not jacobian:
+            return r.numpy(), None
+        rows = []
+        for k in range(r.shape[0]):
+            if not r.requires_grad:
+                rows.append(torch.zeros(sum(p.numel() for p in params), dtype=torch.float64))
+                continue
+            g = torch.autograd.grad(r[k], params, retain_graph=k < r.shape[0] - 1,
+                                    allow_unused=True)
+            rows.append(torch.cat([(torch.zeros_like(p) if gi is None else gi).reshape(-1)
+                                   for gi, p in zip(g, params)]))
+    return r.detach().numpy(), torch.stack(rows).numpy()
+
+
+def newton_refine(task, network: Network, steps: int = 20, tol: float = 0.0,
+                  method: str = "eventprop", dt: float = 0.1, max_tries: int = 30,
+                  **discrete_options) -> tuple[Network, list[dict]]:
+    """Gauss-Newton (Levenberg-Marquardt) on the first-spike-time residuals
+    ``r = t_first - target``.
+
+    With ``method="eventprop"`` the residuals are the event engine's and the Jacobian
+    ``J = dr/dw`` is exact (EventProp, one backward pass per residual). With
+    ``method="surrogate"`` both come from the time-stepped path (step ``dt``,
+    ``**discrete_options`` as in :func:`eventgrad.discrete.run`): its residuals are those of
+    the *discrete* model (interpolated spike times), so this converges to a zero of the
+    discrete model, and the exact engine's timing error there is the discrete path's floor.
+
+    Each step is ``dw = -J^T (J J^T + mu I)^-1 r`` over all weights at once (the
+    minimum-norm Gauss-Newton step as ``mu -> 0``; fewer residuals than weights is the normal
+    case). A step is accepted if it decreases ``|r|^2`` of the method's own residuals — a step
+    that silences an output (residual ``t_max - target``) is thus rejected; then ``mu`` is
+    divided by 10 (down to 0: pure Gauss-Newton, quadratic convergence), otherwise multiplied
+    by 10 and the step retried (``max_tries`` times). Starts at ``mu = 1e-3 mean(diag JJ^T)``.
+    Stops after ``steps`` accepted steps, once the method's own largest ``|r|`` is at most
+    ``tol`` (ms), or when no ``mu`` decreases ``|r|^2`` (rounding floor). A silent output's
+    residual has a zero Jacobian row: this cannot make it fire.
+
+    Returns the refined network (a copy) and one dict per accepted step: ``exact_loss`` and
+    ``timing_error_ms`` (event engine), ``residual_ms`` (the method's own largest ``|r|``),
+    ``step_norm`` (of the accepted ``dw``), ``mu``.
+    """
+    if task.targets is None:
+        raise ValueError("newton_refine needs a task with target times")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "eventprop" and discrete_options:
+        raise ValueError(f"options {sorted(discrete_options)} apply to method='surrogate' only")
+    net = network.copy()
+    shapes = [w.shape for w in net.get_weights()]
+    out = []
+    r, J = _residuals(task, net, method, dt, discrete_options, True)
+    mu = None
+    for _ in range(int(steps)):
+        if np.max(np.abs(r)) <= tol:
+            break
+        JJ = J @ J.T
+        if mu is None:
+            mu = 1e-3 * float(np.mean(np.diag(JJ)))
+        w0 = _flat(net.get_weights())
+        merit = float(r @ r)
+        accepted = None
+        for _try in range(max_tries):
+            try:
+                y = np.linalg.solve(JJ + mu * np.eye(len(r)), -r) if mu > 0 else \
+                    np.linalg.lstsq(JJ, -r, rcond=None)[0]
+            except np.linalg.LinAlgError:
+                y = np.linalg.lstsq(JJ + mu * np.eye(len(r)), -r, rcond=None)[0]
+            dw = J.T @ y
+            trial = net.copy()
+            trial.set_weights(_unflat(w0 + dw, shapes))
+            r_t, _ = _residuals(task, trial, method, dt, discrete_options, False)
+            if float(r_t @ r_t) < merit:
+                accepted = trial
+                mu = mu / 10 if mu > 1e-12 * float(np.mean(np.diag(JJ))) else 0.0
+                break
+            mu = max(mu * 10, 1e-12 * float(np.mean(np.diag(JJ))))
+        if accepted is None:
+            break
+        net = accepted
+        r, J = _residuals(task, net, method, dt, discrete_options, True)
+        ev = evaluate(task, net)
+        out.append({"exact_loss": ev["loss"], "timing_error_ms": ev["timing_error_ms"],
+                    "residual_ms": float(np.max(np.abs(r))),
+                    "step_norm": float(np.linalg.norm(dw)), "mu": mu})
+    return net, out
+
+
+# ------------------------------------------------------------------------------ save / load
+def _jsonable(obj):
+    """numpy -> lists; non-finite floats -> the strings "inf", "-inf", "nan" (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer, int)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        v = float(obj)
+        return v if math.isfinite(v) else ("nan" if math.isnan(v) else
+                                           ("inf" if v > 0 else "-inf"))
+    if isinstance(obj, torch.dtype):
+        return str(obj).replace("torch.", "")
+    if obj is None or isinstance(obj, str):
+        return obj
+    return repr(obj)
+
+
+def to_json(obj) -> object:
+    """A JSON-ready copy of ``obj`` (see :func:`save` for the encoding of inf/nan)."""
+    return _jsonable(obj)
+
+
+def _float(v) -> float:
+    return float(v)  # float("inf") / float("nan") read the string encoding back
+
+
+def network_to_dict(network: Network) -> dict:
+    """Structure and neuron parameters of ``network`` (no weights), JSON-ready."""
+    return _jsonable({
+        "n_inputs": network.input.size,
+        "populations": [{"name": p.name, "size": p.size,
+                         "neuron": {"tau_mem": p.neuron.tau_mem, "tau_syn": p.neuron.tau_syn,
+                                    "threshold": p.neuron.threshold,
+                                    "v_reset": p.neuron.v_reset, "t_ref": p.neuron.t_ref}}
+                        for p in network.populations],
+        "projections": [{"pre": "input" if isinstance(pr.pre, InputPopulation) else pr.pre.name,
+                         "post": pr.post.name, "shape": list(pr.shape)}
+                        for pr in network.projections],
+    })
+
+
+def network_from_dict(d: dict, weights, delays=None) -> Network:
+    """Rebuild a :class:`Network` from :func:`network_to_dict` output plus weights/delays."""
+    net = Network(int(d["n_inputs"]))
+    for p in d["populations"]:
+        nrn = LIF(**{k: _float(v) for k, v in p["neuron"].items()})
+        net.add_population(int(p["size"]), nrn, p["name"])
+    if len(weights) != len(d["projections"]):
+        raise ValueError(f"{len(d['projections'])} projections but {len(weights)} weight arrays")
+    for i, pr in enumerate(d["projections"]):
+        net.connect(pr["pre"], pr["post"], weights[i], 0.0 if delays is None else delays[i])
+    return net
+
+
+def save(path_prefix: str, result: TrainResult) -> tuple[str, str]:
+    """Write ``path_prefix.npz`` (``weights_i``, ``delays_i`` per projection) and
+    ``path_prefix.json`` (format tag, network structure and neuron parameters, config,
+    history, summary). Non-finite floats are written as the strings ``"inf"``, ``"-inf"``,
+    ``"nan"``, so the JSON is strict. Returns the two paths."""
+    prefix = str(path_prefix).removesuffix(".json").removesuffix(".npz")
+    net = result.network
+    arrays = {}
+    for i, (w, d) in enumerate(zip(net.get_weights(), net.get_delays())):
+        arrays[f"weights_{i}"] = w
+        arrays[f"delays_{i}"] = d
+    npz, js = prefix + ".npz", prefix + ".json"
+    np.savez(npz, **arrays)
+    doc = {"format": _FORMAT, "network": network_to_dict(net), "config": result.config,
+           "history": result.history, "summary": result.summary}
+    with open(js, "w") as f:
+        json.dump(_jsonable(doc), f, indent=1, allow_nan=False)
+    return npz, js
+
+
+def load(path_prefix: str) -> tuple[Network, dict]:
+    """Read what :func:`save` wrote: the trained :class:`Network` and the run's config."""
+    prefix = str(path_prefix).removesuffix(".json").removesuffix(".npz")
+    with open(prefix + ".json") as f:
+        doc = json.load(f)
+    if doc.get("format") != _FORMAT:
+        raise ValueError(f"{prefix}.json: not an eventgrad training file "
+                         f"(format {doc.get('format')!r})")
+    n_proj = len(doc["network"]["projections"])
+    with np.load(prefix + ".npz") as z:
+        weights = [z[f"weights_{i}"] for i in range(n_proj)]
+        delays = [z[f"delays_{i}"] for i in range(n_proj)]
+    return network_from_dict(doc["network"], weights, delays), doc["config"]

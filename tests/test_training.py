@@ -1,0 +1,234 @@
+"""Training: train() on both gradient paths, Newton refinement, save/load, the `xor` and
+`timing` commands, the spike-timing task, the examples (reduced sizes)."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import eventgrad as eg
+from eventgrad import cli, tasks, training
+from eventgrad.surrogates import Surrogate
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+# ------------------------------------------------------------------------------ train()
+@pytest.mark.parametrize("method", ["eventprop", "surrogate"])
+def test_train_loss_falls_on_xor(method):
+    task = tasks.temporal_xor(0)
+    w0 = task.network.get_weights()
+    extra = {"dt": 0.2, "surrogate": Surrogate("superspike", 10.0)} \
+        if method == "surrogate" else {}
+    res = training.train(task, method=method, epochs=6, lr=0.05, progress=False, **extra)
+    h = res.history
+    assert [e["epoch"] for e in h] == list(range(7))
+    assert h[0]["phase"] == "init" and all(e["phase"] == "adam" for e in h[1:])
+    # the method's own loss and the exact loss both fall
+    assert h[-1]["loss"] < h[1]["loss"]
+    assert h[-1]["exact_loss"] < 0.7 * h[0]["exact_loss"]
+    for e in h:
+        assert set(e) >= {"epoch", "loss", "exact_loss", "train_accuracy", "seconds", "lr"}
+    # the task is untouched, the result holds the trained weights
+    for a, b in zip(task.network.get_weights(), w0):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(res.network.get_weights(), res.weights):
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(res.weights[0], w0[0])
+    # evaluation is by the exact engine, for both methods
+    s = res.summary
+    assert "exact event engine" in s["evaluation"]
+    assert s["accuracy"] == task.accuracy(res.network)
+    np.testing.assert_array_equal(s["predictions"], task.predict(res.network))
+    assert s["loss"] == pytest.approx(h[-1]["exact_loss"], rel=0, abs=0)
+    assert res.config["method"] == method
+
+
+def test_train_reproducible_with_minibatches():
+    task = tasks.temporal_xor(1)
+    runs = [training.train(task, epochs=4, lr=0.05, batch_size=2, seed=3, progress=False)
+            for _ in range(2)]
+    assert [e["exact_loss"] for e in runs[0].history] == \
+        [e["exact_loss"] for e in runs[1].history]
+    other = training.train(task, epochs=4, lr=0.05, batch_size=2, seed=4, progress=False)
+    assert [e["exact_loss"] for e in other.history] != \
+        [e["exact_loss"] for e in runs[0].history]
+
+
+def test_train_argument_errors():
+    task = tasks.temporal_xor(0)
+    with pytest.raises(ValueError, match="method"):
+        training.train(task, method="bptt", epochs=1, progress=False)
+    with pytest.raises(ValueError, match="surrogate"):
+        training.train(task, epochs=1, progress=False, surrogate=Surrogate())
+    with pytest.raises(ValueError, match="target times"):
+        training.train(task, epochs=1, newton_steps=3, progress=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        training.train(task, epochs=1, batch_size=0, progress=False)
+
+
+# ------------------------------------------------------------------------------ spike timing
+def test_spike_timing_task_seeded_and_reachable():
+    a, b = tasks.spike_timing(0), tasks.spike_timing(0)
+    for sa, sb in zip(a.inputs, b.inputs):
+        np.testing.assert_array_equal(sa.times, sb.times)
+    np.testing.assert_array_equal(a.targets, b.targets)
+    for wa, wb in zip(a.network.get_weights(), b.network.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    c = tasks.spike_timing(1)
+    assert not np.array_equal(a.targets, c.targets)
+    assert not np.array_equal(a.inputs[0].times, c.inputs[0].times)
+
+    assert a.targets.shape == (4, 1) and a.n_classes is None
+    np.testing.assert_array_equal(a.loss_target([2, 0]), a.targets[[2, 0]])
+    for s in a.inputs:                       # one spike per input, in [0, 20] ms
+        assert sorted(s.ids.tolist()) == list(range(5))
+        assert s.times.min() >= 0 and s.times.max() <= 20
+    assert np.all((a.targets >= 15) & (a.targets <= 30))
+    t0 = a.first_spike_times()
+    assert t0.shape == (4, 1) and np.all(np.isfinite(t0))     # the initial output fires
+    assert a.timing_error() == pytest.approx(np.max(np.abs(t0 - a.targets)))
+    # reachable: exact Gauss-Newton from the initial weights hits the targets
+    net, steps = training.newton_refine(a, a.network, steps=30)
+    assert a.timing_error(net) < 1e-9
+    assert steps[-1]["timing_error_ms"] == a.timing_error(net)
+    # targets passed explicitly are used; the loss takes them per sample as (batch, 1)
+    d = tasks.spike_timing(0, targets=[20.0, 21.0, 22.0, 23.0])
+    np.testing.assert_array_equal(d.targets[:, 0], [20.0, 21.0, 22.0, 23.0])
+    with pytest.raises(ValueError, match="regression"):
+        d.predict()
+    # the loss's silent-neuron rule is passed through (and reaches the exact readout)
+    e = tasks.spike_timing(0, silent_slope=5.0)
+    assert e.loss.silent_slope == 5.0 and a.loss.silent_slope == 0.0
+    silent = e.network.copy()
+    silent.set_weights([0.1 * w for w in silent.get_weights()])
+    ev = training.evaluate(e, silent)
+    assert ev["timing_error_ms"] == np.inf
+    t_read = ev["loss"]                   # mean (t_max + 5 (1 - V_max) - target)^2 > (50-tg)^2
+    assert t_read > np.mean((50.0 - e.targets) ** 2)
+    # hidden layer variant
+    h = tasks.spike_timing(0, hidden=3)
+    assert [p.size for p in h.network.populations] == [3, 1]
+    assert np.all(np.isfinite(h.first_spike_times()))
+
+
+def test_eventprop_newton_reaches_float_precision_surrogate_floors():
+    task = tasks.spike_timing(0)
+    ep = training.train(task, "eventprop", epochs=10, lr=0.03, newton_steps=20, progress=False)
+    assert ep.summary["timing_error_ms"] < 1e-12
+    assert ep.history[-1]["phase"] == "newton"
+    assert ep.summary["after_adam"]["timing_error_ms"] > 1e-2
+    # the surrogate path's own Newton converges on its grid, not on the exact model
+    _, steps = training.newton_refine(task, ep.network, steps=6, method="surrogate", dt=0.2)
+    assert steps and steps[-1]["residual_ms"] < 1e-9          # its own residuals vanish
+    assert steps[-1]["timing_error_ms"] > 1e-5                 # the exact error does not
+
+
+# ------------------------------------------------------------------------------ save / load
+def test_save_load_round_trip(tmp_path):
+    task = tasks.temporal_xor(0, tau_mem=15.0, tau_syn=4.0)
+    res = training.train(task, epochs=3, lr=0.05, progress=False)
+    res.network.projections[1].delays = np.full((4, 2), 0.5)   # delays are saved too
+    npz, js = training.save(tmp_path / "run", res)
+    assert Path(npz).exists() and Path(js).exists()
+    text = Path(js).read_text()
+    assert "Infinity" not in text and "NaN" not in text           # strict JSON
+    doc = json.loads(text)
+    assert doc["summary"]["evaluation"].startswith("exact event engine")
+    assert len(doc["history"]) == 4
+    net, config = training.load(tmp_path / "run")
+    assert config == json.loads(json.dumps(training.to_json(res.config)))
+    assert net.input.size == res.network.input.size
+    for p, q in zip(net.populations, res.network.populations):
+        assert (p.name, p.size, p.neuron) == (q.name, q.size, q.neuron)
+    for p, q in zip(net.projections, res.network.projections):
+        assert (p.pre.name, p.post.name) == (q.pre.name, q.post.name)
+        np.testing.assert_array_equal(p.weights, q.weights)
+        np.testing.assert_array_equal(p.delays, q.delays)
+    r1 = eg.simulate(net, task.inputs, task.t_max)
+    r2 = eg.simulate(res.network, task.inputs, task.t_max)
+    for a, b in zip(r1, r2):
+        np.testing.assert_array_equal(a.records.times, b.records.times)
+    # a non-spiking readout (threshold inf) survives the strict-JSON encoding
+    ro = eg.Network(2)
+    ro.add_population(3, eg.LIF(10.0, 5.0, threshold=np.inf), name="output")
+    ro.connect("input", "output", np.ones((2, 3)))
+    res2 = training.TrainResult([], ro.get_weights(), ro, {"x": np.inf})
+    training.save(tmp_path / "ro.json", res2)
+    net2, cfg2 = training.load(tmp_path / "ro")
+    assert net2.populations[0].neuron.threshold == np.inf and cfg2 == {"x": "inf"}
+
+
+# ------------------------------------------------------------------------------ CLI
+def test_cli_xor_json_plot_save(tmp_path, capsys):
+    out = tmp_path / "xor.json"
+    rc = cli.main(["xor", "--epochs", "20", "--no-progress", "--json", str(out),
+                   "--plot", str(tmp_path / "xor.png"), "--save", str(tmp_path / "run")])
+    assert rc == 0
+    d = json.loads(out.read_text())
+    assert d["accuracy"] == 1.0 and d["method"] == "eventprop"
+    assert d["evaluation"].startswith("exact event engine")
+    assert d["labels"] == [0, 1, 1, 0] and d["predictions"] == [0, 1, 1, 0]
+    assert len(d["history"]) == 21
+    assert (tmp_path / "xor.png").stat().st_size > 10_000
+    net, config = training.load(tmp_path / "run")
+    assert tasks.temporal_xor(0).accuracy(net) == 1.0 and config["epochs"] == 20
+    assert "accuracy 0.50 -> 1.00" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="overwritten"):
+        cli.main(["xor", "--epochs", "1", "--json", str(tmp_path / "a.json"),
+                  "--save", str(tmp_path / "a")])
+
+
+def test_cli_xor_surrogate_json(tmp_path):
+    out = tmp_path / "xs.json"
+    assert cli.main(["xor", "--method", "surrogate", "--epochs", "3", "--dt", "0.2",
+                     "--no-progress", "--json", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert d["method"] == "surrogate" and 0.0 <= d["accuracy"] <= 1.0
+    assert d["config"]["dt"] == 0.2
+    assert d["config"]["discrete_options"]["surrogate"] == {"name": "superspike", "scale": 10.0}
+    assert d["evaluation"].startswith("exact event engine")
+
+
+@pytest.mark.parametrize("method,dt,bound", [("eventprop", 0.1, (0.0, 1e-6)),
+                                             ("surrogate", 0.25, (1e-5, 0.5))])
+def test_cli_timing_json(tmp_path, method, dt, bound):
+    out = tmp_path / "t.json"
+    args = ["timing", "--method", method, "--dt", str(dt), "--epochs", "10", "--newton",
+            "20" if method == "eventprop" else "4", "--no-progress", "--json", str(out)]
+    if method == "eventprop":
+        args += ["--plot", str(tmp_path / "t.png")]
+    assert cli.main(args) == 0
+    d = json.loads(out.read_text())
+    assert bound[0] <= d["final_timing_error_ms"] < bound[1]
+    t, tg = np.array(d["first_spike_times"]), np.array(d["targets"])
+    assert d["final_timing_error_ms"] == pytest.approx(np.max(np.abs(t - tg)), abs=0)
+    assert d["history"][-1]["phase"] == "newton"
+    assert d["evaluation"].startswith("exact event engine")
+    if method == "eventprop":
+        assert (tmp_path / "t.png").stat().st_size > 10_000
+
+
+# ------------------------------------------------------------------------------ examples
+def _run_example(name, argv, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [name] + argv)
+    return runpy.run_path(str(EXAMPLES / name), run_name="__main__")
+
+
+def test_example_xor(monkeypatch, tmp_path, capsys):
+    _run_example("xor.py", ["--quick", "--epochs", "20"], monkeypatch, tmp_path)
+    out = capsys.readouterr().out
+    assert "eventprop seed 0: accuracy 0.50 -> 1.00" in out
+
+
+def test_example_spike_timing(monkeypatch, tmp_path, capsys):
+    _run_example("spike_timing.py", ["--quick", "--epochs", "5", "--dts", "0.25",
+                                     "--newton", "15"], monkeypatch, tmp_path)
+    out = capsys.readouterr().out
+    assert "eventprop" in out and "surrogate dt 0.25 ms" in out
