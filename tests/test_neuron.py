@@ -26,6 +26,8 @@ import pytest
 import eventgrad as eg
 from eventgrad.neuron import KERNEL_SWITCH
 
+from mpclosed import peak_mp
+
 EPS = np.finfo(np.float64).eps
 DPS = 60
 
@@ -48,31 +50,6 @@ def v_mp(V0, I0, D, tm, ts, dps=DPS):
 def i_mp(I0, D, ts):
     with mp.workdps(DPS):
         return mp.mpf(I0) * mp.exp(-mp.mpf(D) / mp.mpf(ts))
-
-
-def peak_mp(V0, I0, tm, ts):
-    """Zero of dV/dt on (0, inf), or None.
-
-    tau_mem == tau_syn: V = (V0 + I0 t/tau) e^{-t/tau}, dV/dt = 0 at t = tau (I0 - V0)/I0.
-    Otherwise V = a e^{-t/tm} + b e^{-t/ts} with c = I0 ts/(tm - ts), a = V0 + c, b = -c, and
-    dV/dt = 0  <=>  e^{t g} = c tm/(a ts),  g = 1/ts - 1/tm.
-    """
-    with mp.workdps(DPS):
-        V0, I0, tm, ts = (mp.mpf(x) for x in (V0, I0, tm, ts))
-        if tm == ts:
-            if I0 == 0:
-                return None
-            t = tm * (I0 - V0) / I0
-        else:
-            c = I0 * ts / (tm - ts)
-            a = V0 + c
-            if a == 0:
-                return None
-            r = c * tm / (a * ts)
-            if r <= 0:
-                return None
-            t = mp.log(r) / (1 / ts - 1 / tm)
-        return t if t > 0 else None
 
 
 def cross_mp(V0, I0, tm, ts, theta, lo, hi):

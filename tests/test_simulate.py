@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from mpclosed import peak_mp
 from reference import simulate_reference, spec_from_network, well_posed
 
 import eventgrad as eg
@@ -224,23 +225,6 @@ def _arrivals(net, res, pop):
     return [np.array(sorted(x)) for x in out]
 
 
-def _peak_offset(V0, I0, tm, ts):
-    """Offset of the zero of dV/dt after a state (V0, I0), or None (closed form, mpmath)."""
-    with mp.workdps(40):
-        V0, I0, tm, ts = (mp.mpf(float(x)) for x in (V0, I0, tm, ts))
-        if tm == ts:
-            if I0 == 0:
-                return None
-            t = tm * (I0 - V0) / I0
-        else:
-            c = I0 * ts / (tm - ts)
-            a = V0 + c
-            if a == 0 or c * tm / (a * ts) <= 0:
-                return None
-            t = mp.log(c * tm / (a * ts)) / (1 / ts - 1 / tm)
-        return float(t) if t > 0 else None
-
-
 def _all_spiking_net(seed):
     """A recurrent two-population net in which (for the seeds used) every neuron spikes."""
     rng = np.random.default_rng(seed)
@@ -298,7 +282,8 @@ def test_replayed_voltage_never_exceeds_threshold_and_matches_reference():
                 ev = ev[ev <= t_max]
                 V0, I0 = res.state(p, ev[:-1])
                 for j in range(ev.size - 1):
-                    off = _peak_offset(V0[j, n], I0[j, n], tm, ts)
+                    off = peak_mp(V0[j, n], I0[j, n], tm, ts)
+                    off = None if off is None else float(off)
                     if off is not None and ev[j] + off < ev[j + 1]:
                         n_peaks += 1
                         assert res.voltage(p, [ev[j] + off])[0, n] <= theta + 1e-12
