@@ -20,6 +20,7 @@ Everything is float64. The kernels are compiled once and cached on disk (``cache
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -542,31 +543,66 @@ class FastPlan:
         self.post_ptr = np.array(post_ptr, dtype=np.int64)
         self.post_idx = np.array(post_idx, dtype=np.int64)
 
+        self.args = (self.pop_size, self.pop_off, self.p_tm, self.p_ts, self.p_th, self.p_vr,
+                     self.p_tref, self.src_ptr, self.src_proj, self.proj_post, self.proj_npost,
+                     self.proj_w_off, self.row_ptr, self.grp_ptr, self.grp_delay, self.grp_all,
+                     self.post_ptr, self.post_idx, self.W)
+
+    def with_weights(self, weights) -> "FastPlan":
+        """A plan for the same structure and delays with other weights (this one unchanged)."""
+        other = copy.copy(self)
+        other.W = (np.concatenate([np.asarray(w, dtype=np.float64).ravel() for w in weights])
+                   if weights else np.zeros(0))
+        other.args = self.args[:-1] + (other.W,)
+        return other
+
     def backward(self, rec, g_t, in_t, in_id, t_max, probes):
-        if probes:
-            pr = [np.concatenate([getattr(q, name) if name != "pop" else
-                                  np.full(len(q.neurons), q.pop) for q in probes])
-                  for name in ("pop", "neurons", "times", "dL_dV", "at_arrival", "vdot_left",
-                               "at_end")]
-        else:
-            pr = [np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0),
-                  np.zeros(0, np.bool_), np.zeros(0), np.zeros(0, np.bool_)]
-        pr = [pr[0].astype(np.int64), pr[1].astype(np.int64), pr[2].astype(np.float64),
-              pr[3].astype(np.float64), pr[4].astype(np.bool_), pr[5].astype(np.float64),
-              pr[6].astype(np.bool_)]
+        pr = _probe_arrays(probes)
         return backward(rec.times, rec.pops, rec.ids, rec.currents, rec.release_currents,
-                        np.asarray(g_t, dtype=np.float64), in_t, in_id, t_max,
-                        self.pop_size, self.pop_off, self.p_tm, self.p_ts, self.p_th,
-                        self.p_vr, self.p_tref, self.src_ptr, self.src_proj, self.proj_post,
-                        self.proj_npost, self.proj_w_off, self.row_ptr, self.grp_ptr,
-                        self.grp_delay, self.grp_all, self.post_ptr, self.post_idx, self.W, *pr)
+                        np.asarray(g_t, dtype=np.float64), in_t, in_id, t_max, *self.args, *pr)
 
     def forward(self, in_t, in_id, t_max, max_events):
-        return forward(in_t, in_id, t_max, max_events, self.pop_size, self.pop_off, self.p_tm,
-                       self.p_ts, self.p_th, self.p_vr, self.p_tref, self.src_ptr,
-                       self.src_proj, self.proj_post, self.proj_npost, self.proj_w_off,
-                       self.row_ptr, self.grp_ptr, self.grp_delay, self.grp_all,
-                       self.post_ptr, self.post_idx, self.W)
+        return forward(in_t, in_id, t_max, max_events, *self.args)
+
+    def forward_many(self, in_t, in_id, in_off, t_max, max_events):
+        return forward_many(in_t, in_id, in_off, t_max, max_events, *self.args)
+
+    def backward_many(self, rec, rec_off, g_t, in_t, in_id, in_off, t_max, probes, pr_off):
+        """``rec``: (times, pops, ids, currents, release_currents) concatenated over the
+        samples; ``probes``: one list of VoltageProbe per sample."""
+        pr = _probe_arrays([q for qs in probes for q in qs])
+        return backward_many(*rec, rec_off, g_t, in_t, in_id, in_off, t_max, *self.args, *pr,
+                             pr_off)
+
+
+_PROBE_FIELDS = (("neurons", np.int64), ("times", np.float64), ("dL_dV", np.float64),
+                 ("at_arrival", np.bool_), ("vdot_left", np.float64), ("at_end", np.bool_))
+
+
+def _probe_arrays(probes) -> list[np.ndarray]:
+    """VoltageProbes as the seven flat arrays the compiled backward takes."""
+    if not probes:
+        return [np.zeros(0, np.int64)] + [np.zeros(0, d) for _, d in _PROBE_FIELDS]
+    out = [np.concatenate([np.full(len(q.neurons), q.pop, dtype=np.int64) for q in probes])]
+    for name, dtype in _PROBE_FIELDS:
+        out.append(np.concatenate([np.asarray(getattr(q, name)) for q in probes]).astype(dtype))
+    return out
+
+
+def plan_for(network, weights, delays) -> FastPlan:
+    """The network's :class:`FastPlan` with these weights, rebuilt only when the structure or
+    the delays changed (cached on the network; training changes only the weights)."""
+    key = (network.input.size,
+           tuple((p.size, p.neuron.tau_mem, p.neuron.tau_syn, p.neuron.threshold,
+                  p.neuron.v_reset, p.neuron.t_ref) for p in network.populations),
+           tuple((pr.pre.name, pr.post.name) for pr in network.projections),
+           tuple(np.asarray(d, dtype=np.float64).tobytes() for d in delays))
+    cached = getattr(network, "_fast_plan_cache", None)
+    if cached is not None and cached[0] == key:
+        return cached[1].with_weights(weights)
+    plan = FastPlan(network, weights, delays)
+    network._fast_plan_cache = (key, plan)
+    return plan
 
 
 # --------------------------------------------------------------------------- backward
@@ -732,3 +768,100 @@ def backward(rec_t, rec_p, rec_i, rec_c, rec_r, g_t, in_t, in_id, t_max,
             gi = pop_off[p] + eb[e]
             mu_V[gi] += pr_dl[q]
     return gw, gd, g_in, g_t, n_grazing
+
+
+# --------------------------------------------------------------------------- many samples
+# One compiled call per chunk of samples: the per-call cost of crossing into numba (unboxing
+# ~30 arrays, under the GIL) is paid once per chunk, so threads running chunks scale.
+@njit(cache=True, nogil=True)
+def _grow(a, n):
+    if n <= a.shape[0]:
+        return a
+    b = np.empty(max(n, 2 * a.shape[0]), dtype=a.dtype)
+    b[:a.shape[0]] = a
+    return b
+
+
+@njit(cache=True, nogil=True)
+def forward_many(in_t, in_id, in_off, t_max, max_events,
+                 pop_size, pop_off, p_tm, p_ts, p_th, p_vr, p_tref,
+                 src_ptr, src_proj, proj_post, proj_npost, proj_w_off,
+                 row_ptr, grp_ptr, grp_delay, grp_all, post_ptr, post_idx, W):
+    """:func:`forward` for samples ``s`` with inputs ``in_t[in_off[s]:in_off[s+1]]``.
+
+    Returns (status (n,), rec_off (n+1,), rec_t, rec_p, rec_i, rec_c, rec_r (concatenated),
+    diag_int (n, 6), diag_float (n, 3)). Stops after the first sample with status != 0.
+    """
+    n = in_off.shape[0] - 1
+    status = np.zeros(n, dtype=np.int64)
+    di = np.zeros((n, 6), dtype=np.int64)
+    df = np.zeros((n, 3))
+    rec_off = np.zeros(n + 1, dtype=np.int64)
+    cap = 256
+    rt = np.empty(cap)
+    rp = np.empty(cap, dtype=np.int64)
+    ri = np.empty(cap, dtype=np.int64)
+    rc = np.empty(cap)
+    rr = np.empty(cap)
+    tot = 0
+    for s in range(n):
+        a, b = in_off[s], in_off[s + 1]
+        st, t, p, i, c, r, dgi, dgf = forward(
+            in_t[a:b], in_id[a:b], t_max, max_events, pop_size, pop_off, p_tm, p_ts, p_th,
+            p_vr, p_tref, src_ptr, src_proj, proj_post, proj_npost, proj_w_off, row_ptr,
+            grp_ptr, grp_delay, grp_all, post_ptr, post_idx, W)
+        k = t.shape[0]
+        rt = _grow(rt, tot + k)
+        rp = _grow(rp, tot + k)
+        ri = _grow(ri, tot + k)
+        rc = _grow(rc, tot + k)
+        rr = _grow(rr, tot + k)
+        rt[tot:tot + k] = t
+        rp[tot:tot + k] = p
+        ri[tot:tot + k] = i
+        rc[tot:tot + k] = c
+        rr[tot:tot + k] = r
+        tot += k
+        rec_off[s + 1] = tot
+        status[s] = st
+        di[s] = dgi
+        df[s] = dgf
+        if st != 0:
+            for u in range(s + 2, n + 1):
+                rec_off[u] = tot
+            break
+    return (status, rec_off, rt[:tot].copy(), rp[:tot].copy(), ri[:tot].copy(),
+            rc[:tot].copy(), rr[:tot].copy(), di, df)
+
+
+@njit(cache=True, nogil=True)
+def backward_many(rec_t, rec_p, rec_i, rec_c, rec_r, rec_off, g_t, in_t, in_id, in_off, t_max,
+                  pop_size, pop_off, p_tm, p_ts, p_th, p_vr, p_tref,
+                  src_ptr, src_proj, proj_post, proj_npost, proj_w_off,
+                  row_ptr, grp_ptr, grp_delay, grp_all, post_ptr, post_idx, W,
+                  pr_pop, pr_n, pr_t, pr_dl, pr_arr, pr_vdot, pr_end, pr_off):
+    """:func:`backward` for several samples (records, ``g_t``, inputs and probes concatenated,
+    sample ``s`` at ``[off[s]:off[s+1]]``). Returns (gw, gd) summed over the samples, g_in
+    and g_t concatenated, and the number of grazing spikes per sample."""
+    n = rec_off.shape[0] - 1
+    gw = np.zeros(W.shape[0])
+    gd = np.zeros(W.shape[0])
+    g_in = np.zeros(in_t.shape[0])
+    g_out = np.zeros(rec_t.shape[0])
+    n_graz = np.zeros(n, dtype=np.int64)
+    for s in range(n):
+        a, b = rec_off[s], rec_off[s + 1]
+        ia, ib = in_off[s], in_off[s + 1]
+        qa, qb = pr_off[s], pr_off[s + 1]
+        w1, d1, gi1, gt1, ng = backward(
+            rec_t[a:b], rec_p[a:b], rec_i[a:b], rec_c[a:b], rec_r[a:b], g_t[a:b],
+            in_t[ia:ib], in_id[ia:ib], t_max, pop_size, pop_off, p_tm, p_ts, p_th, p_vr,
+            p_tref, src_ptr, src_proj, proj_post, proj_npost, proj_w_off, row_ptr, grp_ptr,
+            grp_delay, grp_all, post_ptr, post_idx, W, pr_pop[qa:qb], pr_n[qa:qb],
+            pr_t[qa:qb], pr_dl[qa:qb], pr_arr[qa:qb], pr_vdot[qa:qb], pr_end[qa:qb])
+        gw += w1
+        gd += d1
+        g_in[ia:ib] = gi1
+        g_out[a:b] = gt1
+        n_graz[s] = ng
+    return gw, gd, g_in, g_out, n_graz

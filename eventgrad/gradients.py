@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .adjoint import SampleGradients, VoltageProbe, backward
+from ._parallel import parallel_chunks
+from .adjoint import GrazingWarning, SampleGradients, VoltageProbe, _warn_grazing, backward
 from .losses import Loss
 from .network import Network
 from .readout import AT_ARRIVAL, AT_END, first_spike_indices, max_voltage
@@ -17,7 +17,8 @@ from .result import BatchResult, Diagnostics, SimulationResult
 from .simulate import DEFAULT_MAX_EVENTS, simulate
 from .spikes import Spikes
 
-__all__ = ["Gradients", "value_and_grad", "readout_values", "readout_backward", "sample_backward"]
+__all__ = ["Gradients", "value_and_grad", "readout_values", "readout_backward", "sample_backward",
+           "batch_backward"]
 
 
 @dataclass
@@ -49,27 +50,6 @@ class Gradients:
     n_grazing: int
     min_crossing_slope: float
     result: SimulationResult | BatchResult
-
-
-_POOL: ThreadPoolExecutor | None = None
-
-
-def parallel_map(fn, items, workers: int | None = None) -> list:
-    """``[fn(x) for x in items]`` on a shared thread pool (the compiled passes release the GIL).
-
-    ``workers`` defaults to the number of CPUs; 1 runs serially.
-    """
-    global _POOL
-    items = list(items)
-    n = workers if workers is not None else (os.cpu_count() or 1)
-    if n <= 1 or len(items) < 2:
-        return [fn(x) for x in items]
-    if workers is not None:
-        with ThreadPoolExecutor(max_workers=min(n, len(items))) as ex:
-            return list(ex.map(fn, items))
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="eventgrad")
-    return list(_POOL.map(fn, items))
 
 
 def readout_values(results: list[SimulationResult], loss: Loss) -> tuple[np.ndarray, list]:
@@ -118,13 +98,9 @@ def readout_backward(result: SimulationResult, loss: Loss, aux, dvalues: np.ndar
     return sample_backward(result, [(loss.readout, loss.pop, aux, dvalues)])
 
 
-def sample_backward(result: SimulationResult, terms: list[tuple]) -> SampleGradients:
-    """EventProp backward of one sample for a sum of readout terms.
-
-    ``terms`` is a list of ``(readout, pop, aux, dvalues)`` with ``readout`` in
-    ``{"first_spike", "max_voltage"}``, ``aux`` what :func:`readout_values` returned for this
-    sample and ``dvalues`` the loss's derivative with respect to that readout, shape ``(n,)``.
-    """
+def _adjoint_inputs(result: SimulationResult, terms: list[tuple]
+                    ) -> tuple[np.ndarray, list[VoltageProbe]]:
+    """``dL/dt`` per recorded spike and the voltage probes of a sum of readout terms."""
     g = np.zeros(len(result.records))
     probes = []
     for readout, pop_key, aux, dvalues in terms:
@@ -143,7 +119,91 @@ def sample_backward(result: SimulationResult, terms: list[tuple]) -> SampleGradi
             pop = result.network.population(pop_key)
             probes.append(VoltageProbe(pop.index, np.arange(pop.size), aux.times, dvalues,
                                        aux.kind == AT_ARRIVAL, aux.vdot_left, aux.kind == AT_END))
+    return g, probes
+
+
+def sample_backward(result: SimulationResult, terms: list[tuple]) -> SampleGradients:
+    """EventProp backward of one sample for a sum of readout terms.
+
+    ``terms`` is a list of ``(readout, pop, aux, dvalues)`` with ``readout`` in
+    ``{"first_spike", "max_voltage"}``, ``aux`` what :func:`readout_values` returned for this
+    sample and ``dvalues`` the loss's derivative with respect to that readout, shape ``(n,)``.
+    """
+    g, probes = _adjoint_inputs(result, terms)
     return backward(result, g, probes)
+
+
+def batch_backward(results: list[SimulationResult], terms: list[list[tuple]],
+                   workers: int | None = None
+                   ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], int]:
+    """EventProp backward of a batch: :func:`sample_backward` of every sample, summed.
+
+    ``terms[b]`` is sample ``b``'s list of readout terms (see :func:`sample_backward`).
+    Returns ``(weights, delays, input_times, n_grazing)``: dL/dw and dL/dd summed over the
+    samples (aligned with ``network.projections``), dL/dt of each sample's input spikes (one
+    array per sample) and the number of grazing spikes in the batch. Samples are processed in
+    chunks on ``workers`` threads (default: all CPUs); the result does not depend on
+    ``workers`` (see :mod:`eventgrad._parallel`).
+    """
+    if len(results) != len(terms):
+        raise ValueError(f"terms must have one entry per result ({len(results)}), "
+                         f"got {len(terms)}")
+    if not results:
+        raise ValueError("results must not be empty")
+    net = results[0].network
+    shapes = [p.shape for p in net.projections]
+
+    def chunk(idx: list[int]):
+        items = [(results[b], *_adjoint_inputs(results[b], terms[b])) for b in idx]
+        for r, g, _ in items:
+            if not np.all(np.isfinite(g)):
+                raise ValueError(f"dL/d(spike time) must be finite, got {g[~np.isfinite(g)][:3]}")
+        plan = getattr(items[0][0], "_fast_plan", None)
+        if plan is not None and all(getattr(r, "_fast_plan", None) is plan for r, _, _ in items):
+            recs = [r.records for r, _, _ in items]
+            fields = ("times", "pops", "ids", "currents", "release_currents")
+            rec = tuple(np.concatenate([getattr(x, f) for x in recs]) for f in fields)
+            rec_off = np.concatenate([[0], np.cumsum([len(x) for x in recs])]).astype(np.int64)
+            ins = [r.inputs for r, _, _ in items]
+            in_off = np.concatenate([[0], np.cumsum([len(x) for x in ins])]).astype(np.int64)
+            pr_off = np.concatenate([[0], np.cumsum([sum(len(q.neurons) for q in pr)
+                                                     for _, _, pr in items])]).astype(np.int64)
+            gw, gd, g_in, _, n_graz = plan.backward_many(
+                rec, rec_off, np.concatenate([g for _, g, _ in items]),
+                np.concatenate([x.times for x in ins]), np.concatenate([x.ids for x in ins]),
+                in_off, results[0].t_max, [pr for _, _, pr in items], pr_off)
+            offs = plan.proj_w_off
+            gw = [gw[offs[j]:offs[j + 1]].reshape(sh) for j, sh in enumerate(shapes)]
+            gd = [gd[offs[j]:offs[j + 1]].reshape(sh) for j, sh in enumerate(shapes)]
+            return gw, gd, [g_in[in_off[k]:in_off[k + 1]] for k in range(len(idx))], \
+                int(n_graz.sum())
+        gw = [np.zeros(sh) for sh in shapes]
+        gd = [np.zeros(sh) for sh in shapes]
+        g_in, n_graz = [], 0
+        for r, g, pr in items:
+            sg = backward(r, g, pr)
+            for i in range(len(shapes)):
+                gw[i] += sg.weights[i]
+                gd[i] += sg.delays[i]
+            g_in.append(sg.input_times)
+            n_graz += sg.n_grazing
+        return gw, gd, g_in, n_graz
+
+    with warnings.catch_warnings():  # one warning for the batch, below
+        warnings.simplefilter("ignore", GrazingWarning)
+        parts = parallel_chunks(chunk, range(len(results)), workers)
+    gw = [np.zeros(sh) for sh in shapes]
+    gd = [np.zeros(sh) for sh in shapes]
+    g_in, n_graz = [], 0
+    for pw, pd, pi, ng in parts:
+        for i in range(len(shapes)):
+            gw[i] += pw[i]
+            gd[i] += pd[i]
+        g_in += pi
+        n_graz += ng
+    if n_graz:
+        _warn_grazing(n_graz)
+    return gw, gd, g_in, n_graz
 
 
 def value_and_grad(network: Network, spikes, loss: Loss, t_max: float, target=None,
@@ -176,18 +236,8 @@ def value_and_grad(network: Network, spikes, loss: Loss, t_max: float, target=No
     L = loss(v, target)
     (dv,) = torch.autograd.grad(L, v)
     dv = dv.numpy()
-    gw = [np.zeros_like(w) for w in network.get_weights()]
-    gd = [np.zeros_like(w) for w in gw]
-    g_in = []
-    n_grazing = 0
-    sgs = parallel_map(lambda b: readout_backward(results[b], loss, aux[b], dv[b]),
-                       range(len(results)))
-    for sg in sgs:
-        for i in range(len(gw)):
-            gw[i] += sg.weights[i]
-            gd[i] += sg.delays[i]
-        g_in.append(sg.input_times)
-        n_grazing += sg.n_grazing
+    gw, gd, g_in, n_grazing = batch_backward(
+        results, [[(loss.readout, loss.pop, aux[b], dv[b])] for b in range(len(results))])
     diag = Diagnostics.combine([r.diagnostics for r in results])
     grads = Gradients(gw, gd, g_in[0] if single else g_in, n_grazing,
                       diag.min_crossing_slope, res)

@@ -124,8 +124,9 @@ def simulate(network: Network, spikes, t_max: float, max_events: int = DEFAULT_M
         ``"reference"`` the pure-Python loop of this module. Same algorithm, order of events
         and numerics: they give the same spikes bit for bit (cross-tested).
     workers : int, optional
-        Threads for the samples of a batch with the fast engine (default: the number of
-        CPUs). The compiled loop releases the GIL, so samples run in parallel.
+        Threads for the samples of a batch with the fast engine (default: the CPUs this
+        process may use). The batch is cut into chunks of 8 samples, one compiled call each,
+        which release the GIL and run in parallel; results do not depend on ``workers``.
 
     Returns
     -------
@@ -151,27 +152,38 @@ def simulate(network: Network, spikes, t_max: float, max_events: int = DEFAULT_M
 
 def _run_fast(network, weights, delays, batch, t_max, max_events, workers):
     from . import _fast
+    from ._parallel import parallel_chunks
 
-    fplan = _fast.FastPlan(network, weights, delays)
+    fplan = _fast.plan_for(network, weights, delays)
 
-    def one(s: Spikes) -> SimulationResult:
-        status, t, p, i, c, r, di, df = fplan.forward(s.times, s.ids, t_max, max_events)
-        if status == 1:
-            raise EventLimitError(
-                f"max_events={max_events} exceeded at t={df[2]:.6g} ms of t_max={t_max} ms "
-                "(runaway activity?); raise max_events or check the weights")
-        diag = Diagnostics(n_events=int(di[0]), n_spikes=int(di[1]), n_predictions=int(di[2]),
-                           n_root_solves=int(di[3]), closest_approach=float(df[0]),
-                           min_crossing_slope=float(df[1]), n_immediate_spikes=int(di[4]),
-                           n_inputs_after_t_max=int(di[5]))
-        res = SimulationResult(network, weights, delays, t_max, s, SpikeRecord(t, p, i, c, r),
-                               diag)
-        res._fast_plan = fplan  # reused by the compiled adjoint pass
-        return res
+    def chunk(samples: list[Spikes]) -> list[SimulationResult]:
+        in_off = np.zeros(len(samples) + 1, dtype=np.int64)
+        np.cumsum([len(s) for s in samples], out=in_off[1:])
+        in_t = np.concatenate([s.times for s in samples])
+        in_id = np.concatenate([s.ids for s in samples])
+        status, off, t, p, i, c, r, di, df = fplan.forward_many(in_t, in_id, in_off, t_max,
+                                                                max_events)
+        out = []
+        for k, s in enumerate(samples):
+            if status[k] == 1:
+                raise EventLimitError(
+                    f"max_events={max_events} exceeded at t={df[k, 2]:.6g} ms of "
+                    f"t_max={t_max} ms (runaway activity?); raise max_events or check the "
+                    "weights")
+            a, b = off[k], off[k + 1]
+            diag = Diagnostics(n_events=int(di[k, 0]), n_spikes=int(di[k, 1]),
+                               n_predictions=int(di[k, 2]), n_root_solves=int(di[k, 3]),
+                               closest_approach=float(df[k, 0]),
+                               min_crossing_slope=float(df[k, 1]),
+                               n_immediate_spikes=int(di[k, 4]),
+                               n_inputs_after_t_max=int(di[k, 5]))
+            res = SimulationResult(network, weights, delays, t_max, s,
+                                   SpikeRecord(t[a:b], p[a:b], i[a:b], c[a:b], r[a:b]), diag)
+            res._fast_plan = fplan  # reused by the compiled adjoint pass
+            out.append(res)
+        return out
 
-    from .gradients import parallel_map
-
-    return parallel_map(one, batch, workers)
+    return [r for part in parallel_chunks(chunk, batch, workers) for r in part]
 
 
 class _Plan:

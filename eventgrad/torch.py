@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .gradients import parallel_map, read, sample_backward
+from .gradients import batch_backward, read
 from .network import Network
 from .simulate import DEFAULT_MAX_EVENTS, simulate
 from .spikes import Spikes
@@ -62,22 +62,11 @@ class EventPropFunction(torch.autograd.Function):
         spec = ctx.spec
         net: Network = spec["network"]
         n_proj = len(net.projections)
-        gw = [np.zeros(p.shape) for p in net.projections]
-        gd = [np.zeros(p.shape) for p in net.projections]
         gos = [None if go is None else go.detach().cpu().numpy() for go in grad_outputs]
-
-        def one(b):
-            terms = [(readout, pop, aux[b], go[b])
-                     for (readout, pop), aux, go in zip(spec["readouts"], ctx.auxes, gos)
-                     if go is not None]
-            return sample_backward(ctx.results[b], terms) if terms else None
-
-        for sg in parallel_map(one, range(len(ctx.results))):
-            if sg is None:
-                continue
-            for i in range(n_proj):
-                gw[i] += sg.weights[i]
-                gd[i] += sg.delays[i]
+        terms = [[(readout, pop, aux[b], go[b])
+                  for (readout, pop), aux, go in zip(spec["readouts"], ctx.auxes, gos)
+                  if go is not None] for b in range(len(ctx.results))]
+        gw, gd, _, _ = batch_backward(ctx.results, terms)
         grads = [torch.from_numpy(g) for g in gw]
         if spec["learn_delays"]:
             grads += [torch.from_numpy(g) for g in gd]
