@@ -82,15 +82,23 @@ class TrainResult:
         for entry 0 and Newton steps, the exact loss); ``exact_loss`` (event engine, all
         samples, after the epoch); ``train_accuracy`` (classification tasks) or
         ``timing_error_ms`` (tasks with target times: max over samples of
-        ``|t_first - target|``), both by the event engine; ``lr``; ``seconds`` (wall time since
-        training started); ``phase`` (``"init"``, ``"adam"`` or ``"newton"``). Newton entries
-        also carry ``residual_ms`` (the method's own largest residual), ``step_norm``, ``mu``.
+        ``|t_first - target|``), both by the event engine; with a validation split (e.g.
+        Yin-Yang) ``validation_loss`` and ``validation_accuracy`` (event engine); ``lr``;
+        ``train_seconds`` (wall time of the epoch's gradient steps, without the evaluations);
+        ``seconds`` (wall time since training started); ``phase`` (``"init"``, ``"adam"`` or
+        ``"newton"``). Newton entries also carry ``residual_ms`` (the method's own largest
+        residual), ``step_norm``, ``mu``.
     weights : list of ndarray — the trained weights, aligned with ``network.projections``
     network : Network — a copy of the task's network with the trained weights
     config : dict — the settings of the run (JSON-ready)
-    summary : dict — final evaluation by the event engine (see :func:`evaluate`), plus
-        ``method``, ``epochs``, ``seconds``, ``initial`` and ``after_adam`` (the metrics of
-        history entries 0 and ``epochs``) and ``newton_steps_taken``
+    summary : dict — final evaluation by the event engine on the training samples (see
+        :func:`evaluate`), plus ``method``, ``epochs``, ``seconds``, ``seconds_per_epoch``
+        (mean ``train_seconds``), ``initial`` and ``after_adam`` (the metrics of history
+        entries 0 and ``epochs``) and ``newton_steps_taken``. Classification tasks:
+        ``train_accuracy``; with held-out splits ``validation`` / ``test`` (dicts of ``loss``,
+        ``accuracy``) and ``validation_accuracy`` / ``test_accuracy``. ``accuracy`` is the
+        test accuracy when the task has a test split, else the training accuracy
+        (``accuracy_split`` says which)
     """
 
     history: list[dict]
@@ -144,10 +152,23 @@ def _metric(ev: dict) -> dict:
     return {}
 
 
+def _validation(task, network: Network) -> dict:
+    """Exact loss and metric of ``network`` on the task's validation split (if any)."""
+    if getattr(task, "validation", None) is None:
+        return {}
+    ev = evaluate(task.validation, network)
+    out = {"validation_loss": ev["loss"]}
+    if "accuracy" in ev:
+        out["validation_accuracy"] = ev["accuracy"]
+    return out
+
+
 def _postfix(entry: dict) -> dict:
     out = {"loss": f"{entry['loss']:.4g}"}
     if "train_accuracy" in entry:
-        out["acc"] = f"{entry['train_accuracy']:.2f}"
+        out["acc"] = f"{entry['train_accuracy']:.3f}"
+    if "validation_accuracy" in entry:
+        out["val_acc"] = f"{entry['validation_accuracy']:.3f}"
     if "timing_error_ms" in entry:
         out["err_ms"] = f"{entry['timing_error_ms']:.3g}"
     return out
@@ -295,13 +316,15 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
         t0 = time.perf_counter()
         ev = evaluate(task, snapshot())
         history = [{"epoch": 0, "loss": ev["loss"], "exact_loss": ev["loss"], **_metric(ev),
-                    "lr": lr, "seconds": time.perf_counter() - t0, "phase": "init"}]
+                    **_validation(task, snapshot()), "lr": lr, "train_seconds": 0.0,
+                    "seconds": time.perf_counter() - t0, "phase": "init"}]
         bar = tqdm(range(1, epochs + 1), desc=f"{method} {task.name}", disable=not progress,
                    leave=True, dynamic_ncols=True)
         for epoch in bar:
             order = np.arange(n) if bs == n else rng.permutation(n)
             losses = []
             lr_now = opt.param_groups[0]["lr"]
+            t_epoch = time.perf_counter()
             for s in range(0, n, bs):
                 idx = order[s:s + bs]
                 opt.zero_grad()
@@ -313,9 +336,12 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
                     opt.step()
                 losses.append(float(L.detach()))
             sched.step()
-            ev = evaluate(task, snapshot())
+            step_seconds = time.perf_counter() - t_epoch
+            trained_now = snapshot()
+            ev = evaluate(task, trained_now)
             entry = {"epoch": epoch, "loss": float(np.mean(losses)), "exact_loss": ev["loss"],
-                     **_metric(ev), "lr": lr_now, "seconds": time.perf_counter() - t0,
+                     **_metric(ev), **_validation(task, trained_now), "lr": lr_now,
+                     "train_seconds": step_seconds, "seconds": time.perf_counter() - t0,
                      "phase": "adam"}
             history.append(entry)
             bar.set_postfix(_postfix(entry), refresh=False)
@@ -330,7 +356,23 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
                                 "phase": "newton"})
         seconds = time.perf_counter() - t0
         summary = evaluate(task, trained)
-        keys = ("exact_loss", "train_accuracy", "timing_error_ms")
+        if "accuracy" in summary:
+            summary["train_accuracy"] = summary["accuracy"]
+            summary["accuracy_split"] = "train"
+        for split in ("validation", "test"):
+            sub = getattr(task, split, None)
+            if sub is not None:
+                ev = evaluate(sub, trained)
+                summary[split] = {k: v for k, v in ev.items()
+                                  if k in ("loss", "accuracy", "timing_error_ms")}
+                if "accuracy" in ev:
+                    summary[f"{split}_accuracy"] = ev["accuracy"]
+        if "test_accuracy" in summary:
+            summary["accuracy"] = summary["test_accuracy"]
+            summary["accuracy_split"] = "test"
+        train_s = [h["train_seconds"] for h in history if h["phase"] == "adam"]
+        summary["seconds_per_epoch"] = float(np.mean(train_s)) if train_s else None
+        keys = ("exact_loss", "train_accuracy", "timing_error_ms", "validation_accuracy")
         summary.update({"method": method, "epochs": epochs, "seconds": seconds,
                         "initial": {k: history[0][k] for k in keys if k in history[0]},
                         "after_adam": {k: history[epochs][k] for k in keys if k in history[epochs]},

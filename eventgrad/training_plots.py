@@ -1,4 +1,5 @@
-"""Figures of trained networks: temporal XOR responses, spike-timing error per epoch.
+"""Figures of trained networks: temporal XOR responses, spike-timing error per epoch,
+Yin-Yang learning curves and decision map.
 
 Every trace comes from the exact event engine: spike times from :func:`eventgrad.simulate`,
 membrane potentials from :meth:`eventgrad.SimulationResult.voltage` (the closed form replayed
@@ -11,7 +12,7 @@ import numpy as np
 
 from .simulate import simulate
 
-__all__ = ["plot_xor", "plot_timing"]
+__all__ = ["plot_xor", "plot_timing", "plot_yinyang", "yinyang_decision_grid"]
 
 
 def _pyplot():
@@ -140,5 +141,100 @@ def plot_timing(history, path: str, title: str | None = None, floor: float = 1e-
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def yinyang_decision_grid(task, network, n: int = 120) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted class (exact engine) on an ``n`` x ``n`` grid of the unit square.
+
+    Returns ``(grid, classes)``: the grid coordinates ``(n,)`` (cell centres) and the class
+    per cell, shape ``(n, n)`` indexed ``[y, x]``; -1 outside the Yin-Yang disc (not
+    simulated) and -2 where all outputs are silent. Points are encoded by ``task.encode``.
+    """
+    from .datasets import yinyang_class
+
+    if task.encode is None:
+        raise ValueError(f"{task.name}: the task has no input encoding (Task.encode)")
+    g = (np.arange(n) + 0.5) / n
+    X, Y = np.meshgrid(g, g)
+    inside = yinyang_class(X, Y) >= 0
+    pts = np.stack([X[inside], Y[inside]], axis=1)
+    first = simulate(network, task.encode(pts), task.t_max).first_spike_times(task.loss.pop)
+    pred = np.where(np.all(np.isinf(first), axis=1), -2, np.argmin(first, axis=1))
+    out = np.full(X.shape, -1, dtype=np.int64)
+    out[inside] = pred
+    return g, out
+
+
+def plot_yinyang(task, history, network, path: str, title: str | None = None,
+                 grid: int = 120) -> None:
+    """Yin-Yang training: learning curves and the trained network's decision map.
+
+    Left: the loss the method trained on (mean over each epoch's batches) and the exact
+    loss on the training set; middle: training and validation accuracy per epoch (exact
+    engine) and the final test accuracy; right: the class the trained network predicts on a
+    ``grid`` x ``grid`` raster (exact engine), with the test points on top (a cross marks a
+    misclassified one).
+    """
+    from matplotlib.colors import ListedColormap
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    ep = np.array([h["epoch"] for h in history], dtype=float)
+    ax = axes[0]
+    ax.plot(ep[1:], [h["loss"] for h in history[1:]], "-", label="training loss (method's)")
+    ax.plot(ep, [h["exact_loss"] for h in history], "-", label="exact loss, training set")
+    if "validation_loss" in history[0]:
+        ax.plot(ep, [h["validation_loss"] for h in history], "-",
+                label="exact loss, validation set")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    ax.plot(ep, [100 * h["train_accuracy"] for h in history], "-", label="training")
+    if "validation_accuracy" in history[0]:
+        ax.plot(ep, [100 * h["validation_accuracy"] for h in history], "-", label="validation")
+    test = None
+    if task.test is not None:
+        test = task.test.predict(network)
+        acc = 100 * float(np.mean(test == task.test.labels))
+        ax.plot([ep[-1]], [acc], "k*", ms=10, label=f"test (final): {acc:.1f} %")
+    ax.set_ylim(max(0.0, min(100 * h["train_accuracy"] for h in history) - 5), 100.5)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (%), exact engine")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax = axes[2]
+    g, cls = yinyang_decision_grid(task, network, grid)
+    colors = ["#4c72b0", "#dd8452", "#55a868"]
+    img = np.ma.masked_less(cls.astype(float), 0)
+    ax.imshow(img, origin="lower", extent=(0, 1, 0, 1), cmap=ListedColormap(colors),
+              vmin=-0.5, vmax=2.5, alpha=0.35, interpolation="nearest")
+    if (cls == -2).any():
+        yy, xx = np.nonzero(cls == -2)
+        ax.plot(g[xx], g[yy], ",", color="k")
+    sub = task.test if task.test is not None else task
+    pred = test if test is not None else sub.predict(network)
+    names = ["yang", "yin", "dot"]
+    for c in range(3):
+        m = sub.labels == c
+        ax.scatter(sub.features[m, 0], sub.features[m, 1], s=7, color=colors[c],
+                   edgecolors="none", label=f"{names[c]} ({c})")
+    wrong = pred != sub.labels
+    ax.scatter(sub.features[wrong, 0], sub.features[wrong, 1], s=28, marker="x", color="k",
+               lw=0.9, label=f"misclassified ({int(wrong.sum())})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_title("decision map (background) and "
+                 f"{'test' if task.test is not None else 'training'} points", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right", markerscale=1.5)
+    fig.suptitle(title or f"{task.name} (exact event engine)", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -16,9 +16,28 @@ def test_single_input_equal_taus_matches_lambert_w():
     assert abs(res.first_spike_times(0)[0] - expected) < 1e-12
 
 
-def test_cli_demo_runs(capsys):
+def test_cli_forward_runs(capsys):
     from eventgrad.cli import main
 
-    assert main(["demo", "--hidden", "20", "--batch", "2"]) == 0
+    assert main(["forward", "--hidden", "20", "--batch", "2"]) == 0
     out = capsys.readouterr().out
     assert "events" in out and "output first-spike times" in out
+
+
+def test_cli_demo_main_job(tmp_path, capsys):
+    """The README's main job (shortened): cross-check table and both training paths."""
+    import json
+
+    from eventgrad.cli import main
+
+    out = tmp_path / "demo.json"
+    assert main(["demo", "--epochs", "25", "--dt", "0.5", "--json", str(out)]) == 0
+    d = json.loads(out.read_text())
+    rows = {(r["method"], r["dt"], r["surrogate"], r["projection"]): r for r in d["crosscheck"]}
+    assert rows[("fd", None, None, "all")]["rel_error"] < 1e-8
+    assert rows[("eventprop", None, None, "all")]["rel_error"] == 0.0
+    assert {k[2] for k in rows if k[0] == "discrete"} == {"superspike", "sigmoid"}
+    assert d["training"]["eventprop"]["accuracy"] == 1.0
+    assert 0.0 <= d["training"]["surrogate"]["accuracy"] <= 1.0
+    text = capsys.readouterr().out
+    assert "cosine" in text and "EventProp (exact)" in text and "surrogate (dt 0.1 ms" in text

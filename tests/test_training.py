@@ -232,3 +232,83 @@ def test_example_spike_timing(monkeypatch, tmp_path, capsys):
                                      "--newton", "15"], monkeypatch, tmp_path)
     out = capsys.readouterr().out
     assert "eventprop" in out and "surrogate dt 0.25 ms" in out
+
+
+# ------------------------------------------------------------------------------ Yin-Yang
+def test_yinyang_task_splits_encoding_and_seeding():
+    from eventgrad.datasets import yinyang_class
+
+    t = tasks.yinyang(0, n_train=200, n_validation=50, n_test=80)
+    assert [len(x.inputs) for x in (t, t.validation, t.test)] == [200, 50, 80]
+    for split in (t, t.validation, t.test):
+        assert split.network is t.network and split.loss is t.loss and split.n_classes == 3
+        np.testing.assert_array_equal(split.labels, yinyang_class(*split.features.T))
+        x, y = split.features[7]
+        sp = split.inputs[7]
+        np.testing.assert_allclose(sp.times[np.argsort(sp.ids, kind="stable")],
+                                   [30 * x, 30 * y, 30 * (1 - x), 30 * (1 - y), 0.0],
+                                   rtol=0, atol=1e-12)
+    # three independent draws; the data depend on data_seed only, the weights on seed only
+    assert not np.array_equal(t.features[:50], t.validation.features)
+    t1 = tasks.yinyang(1, n_train=200, n_validation=50, n_test=80)
+    np.testing.assert_array_equal(t1.features, t.features)
+    assert not np.array_equal(t1.network.get_weights()[0], t.network.get_weights()[0])
+    t2 = tasks.yinyang(0, n_train=200, n_validation=50, n_test=80, data_seed=1)
+    assert not np.array_equal(t2.features, t.features)
+    np.testing.assert_array_equal(t2.network.get_weights()[1], t.network.get_weights()[1])
+    assert t.loss.silent_slope == 5.0 and t.t_max == 60.0
+    # EventProp's initialisation for 20/5 ms; other time constants keep the PSP peak
+    w1, w2 = tasks.yinyang(3, n_train=1, n_validation=0, n_test=0, hidden=4000
+                           ).network.get_weights()
+    assert abs(w1.mean() - 1.5) < 0.05 and abs(w1.std() - 0.78) < 0.05
+    assert abs(w2.mean() - 0.93) < 0.01 and abs(w2.std() - 0.1) < 0.01
+    t3 = tasks.yinyang(3, n_train=1, n_validation=0, n_test=0, hidden=4000, tau_mem=10.0,
+                       tau_syn=2.0)
+    nrn, ref = t3.network.populations[0].neuron, eg.LIF(20.0, 5.0)
+    peak = float(nrn.kernel(nrn.peak_time(0.0, 1.0)))
+    peak_ref = float(ref.kernel(ref.peak_time(0.0, 1.0)))
+    np.testing.assert_allclose(t3.network.get_weights()[0] * peak, w1 * peak_ref, rtol=1e-12)
+    assert t3.validation is None and t3.test is None
+    with pytest.raises(ValueError, match="n_train"):
+        tasks.yinyang(0, n_train=0)
+    with pytest.raises(ValueError, match="points"):
+        tasks.yinyang_inputs(np.array([[0.5, 1.5]]))
+
+
+def test_yinyang_training_loss_falls_and_reports_test_accuracy():
+    task = tasks.yinyang(0, hidden=40, n_train=256, n_validation=64, n_test=128)
+    res = training.train(task, epochs=3, lr=5e-3, batch_size=32, lr_decay=0.95,
+                         progress=False)
+    h, s = res.history, res.summary
+    assert h[-1]["exact_loss"] < 0.8 * h[0]["exact_loss"]
+    assert all("validation_accuracy" in e and "validation_loss" in e for e in h)
+    # the reported numbers are the exact engine's on the respective splits
+    assert s["test_accuracy"] == task.test.accuracy(res.network)
+    assert s["accuracy"] == s["test_accuracy"] and s["accuracy_split"] == "test"
+    assert s["validation_accuracy"] == task.validation.accuracy(res.network)
+    assert s["train_accuracy"] == task.accuracy(res.network) == h[-1]["train_accuracy"]
+    assert s["seconds_per_epoch"] > 0 and all(e["train_seconds"] >= 0 for e in h)
+
+
+def test_cli_yinyang_json_plot(tmp_path, capsys):
+    out = tmp_path / "yy.json"
+    assert cli.main(["yinyang", "--epochs", "2", "--hidden", "30", "--train-size", "160",
+                     "--validation-size", "40", "--test-size", "60", "--tau-mem", "15",
+                     "--tau-syn", "4", "--batch-size", "16", "--lr", "0.01", "--no-progress",
+                     "--json", str(out), "--plot", str(tmp_path / "yy.png")]) == 0
+    d = json.loads(out.read_text())
+    assert d["command"] == "yinyang" and d["task"] == "yinyang 5-30-3"
+    task = tasks.yinyang(0, hidden=30, tau_mem=15.0, tau_syn=4.0, n_train=160,
+                         n_validation=40, n_test=60)
+    assert d["accuracy"] == d["test_accuracy"] and 0.0 <= d["accuracy"] <= 1.0
+    assert d["config"]["batch_size"] == 16 and d["config"]["lr"] == 0.01
+    assert d["config"]["n_samples"] == 160 and len(d["history"]) == 3
+    assert d["initial_train_accuracy"] == task.accuracy()
+    assert d["seconds_per_epoch"] > 0
+    assert (tmp_path / "yy.png").stat().st_size > 20_000
+    assert "test" in capsys.readouterr().out
+
+
+def test_example_yinyang(monkeypatch, tmp_path, capsys):
+    _run_example("yinyang.py", ["--quick", "--plot", ""], monkeypatch, tmp_path)
+    assert "test accuracy over 1 seed(s)" in capsys.readouterr().out
