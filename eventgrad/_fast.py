@@ -865,3 +865,58 @@ def backward_many(rec_t, rec_p, rec_i, rec_c, rec_r, rec_off, g_t, in_t, in_id, 
         g_out[a:b] = gt1
         n_graz[s] = ng
     return gw, gd, g_in, g_out, n_graz
+
+
+# --------------------------------------------------------------------------- readout
+AT_START, AT_PEAK, AT_ARRIVAL, AT_END = 0, 1, 2, 3  # as eventgrad.readout
+
+
+@njit(cache=True, nogil=True)
+def max_voltage(times, W, t_max, tm, ts, g, active):
+    """Maximum of V over [0, t_max] of each active neuron of a non-spiking population, given
+    the distinct arrival times ``times`` (sorted, <= t_max) and the summed weights ``W``
+    (n_times, N) arriving at them. Mirrors ``eventgrad.readout.max_voltage`` (see there).
+    Returns (values, times, kind, vdot_left); inactive neurons get nan / -1."""
+    n = times.shape[0]
+    N = W.shape[1]
+    best = np.full(N, np.nan)
+    best_t = np.full(N, np.nan)
+    kind = np.full(N, -1, dtype=np.int64)
+    vdot = np.full(N, np.nan)
+    for q in range(N):
+        if not active[q]:
+            continue
+        v = 0.0
+        cur = 0.0
+        t_prev = 0.0
+        b = 0.0
+        bt = 0.0
+        kd = AT_START
+        vb = 0.0
+        for j in range(n + 1):
+            t = times[j] if j < n else t_max
+            D = t - t_prev
+            if D > 0.0:
+                Dpk = peak_time(v, cur, tm, ts)
+                if Dpk > 0.0 and Dpk < D:
+                    vpk = voltage(v, cur, Dpk, tm, ts, g)
+                    if vpk > b:
+                        b = vpk
+                        bt = t_prev + Dpk
+                        kd = AT_PEAK
+                        vb = 0.0
+                v = voltage(v, cur, D, tm, ts, g)
+                cur = cur * math.exp(-D / ts)
+                t_prev = t
+            if v > b:
+                b = v
+                bt = t
+                kd = AT_END if j == n else AT_ARRIVAL
+                vb = (cur - v) / tm
+            if j < n:
+                cur = cur + W[j, q]
+        best[q] = b
+        best_t[q] = bt
+        kind[q] = kd
+        vdot[q] = vb
+    return best, best_t, kind, vdot

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._parallel import parallel_chunks
+from ._parallel import parallel_chunks, parallel_map
 from .adjoint import GrazingWarning, SampleGradients, VoltageProbe, _warn_grazing, backward
 from .losses import Loss
 from .network import Network
@@ -69,27 +69,26 @@ def read(results: list[SimulationResult], readout: str, pop, t_silent: float | N
     V_max)`` (see :mod:`eventgrad.losses`). Returns the values, shape ``(batch, pop.size)``,
     and per sample what :func:`sample_backward` needs to map a derivative back onto the events.
     """
-    vals, aux = [], []
-    for r in results:
-        if readout == "first_spike":
-            idx = first_spike_indices(r, pop)
-            t = np.full(idx.shape, r.t_max if t_silent is None else t_silent)
-            t[idx >= 0] = r.records.times[idx[idx >= 0]]
-            mv = None
-            if silent_slope > 0.0 and np.any(idx < 0):
-                p = r.network.population(pop)
-                mv = max_voltage(r, p, only_silent=True)
-                silent = idx < 0
-                t[silent] += silent_slope * (p.neuron.threshold - mv.values[silent])
-            vals.append(t)
-            aux.append((idx, mv, silent_slope))
-        elif readout == "max_voltage":
+    if readout not in ("first_spike", "max_voltage"):
+        raise ValueError(f"readout must be 'first_spike' or 'max_voltage', got {readout!r}")
+
+    def one(r: SimulationResult):
+        if readout == "max_voltage":
             mv = max_voltage(r, pop)
-            vals.append(mv.values)
-            aux.append(mv)
-        else:
-            raise ValueError(f"readout must be 'first_spike' or 'max_voltage', got {readout!r}")
-    return np.stack(vals), aux
+            return mv.values, mv
+        idx = first_spike_indices(r, pop)
+        t = np.full(idx.shape, r.t_max if t_silent is None else t_silent)
+        t[idx >= 0] = r.records.times[idx[idx >= 0]]
+        mv = None
+        if silent_slope > 0.0 and np.any(idx < 0):
+            p = r.network.population(pop)
+            mv = max_voltage(r, p, only_silent=True)
+            silent = idx < 0
+            t[silent] += silent_slope * (p.neuron.threshold - mv.values[silent])
+        return t, (idx, mv, silent_slope)
+
+    out = parallel_map(one, results) if len(results) > 1 else [one(r) for r in results]
+    return np.stack([v for v, _ in out]), [a for _, a in out]
 
 
 def readout_backward(result: SimulationResult, loss: Loss, aux, dvalues: np.ndarray

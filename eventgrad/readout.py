@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _fast
 from .network import InputPopulation
 from .result import SimulationResult
 
@@ -44,11 +45,16 @@ def arrivals_into(result: SimulationResult, pop) -> tuple[np.ndarray, np.ndarray
     """
     p = result.network.population(pop)
     a_parts, c_parts, w_parts = [], [], []
+    rec = result.records
     for proj in result.network.incoming(p):
-        pre = result.spikes(proj.pre)
-        a_parts.append((pre.times[:, None] + result.delays[proj.index][pre.ids]).ravel())
-        w_parts.append(result.weights[proj.index][pre.ids].ravel())
-        c_parts.append(np.tile(np.arange(p.size), pre.times.size))
+        if isinstance(proj.pre, InputPopulation):
+            t_pre, id_pre = result.inputs.times, result.inputs.ids
+        else:
+            sel = rec.pops == proj.pre.index
+            t_pre, id_pre = rec.times[sel], rec.ids[sel]
+        a_parts.append((t_pre[:, None] + result.delays[proj.index][id_pre]).ravel())
+        w_parts.append(result.weights[proj.index][id_pre].ravel())
+        c_parts.append(np.tile(np.arange(p.size), t_pre.size))
     if not a_parts:
         return np.zeros(0), np.zeros((0, p.size))
     a, cols, w = np.concatenate(a_parts), np.concatenate(c_parts), np.concatenate(w_parts)
@@ -97,38 +103,6 @@ def max_voltage(result: SimulationResult, pop, only_silent: bool = False) -> Max
                          "non-spiking readouts (LIF(threshold=inf))")
     nrn = p.neuron
     times, W = arrivals_into(result, p)
-    N = p.size
-    V = np.zeros(N)
-    I = np.zeros(N)
-    best = np.zeros(N)
-    best_t = np.zeros(N)
-    kind = np.full(N, AT_START, dtype=np.int64)
-    vdot = np.zeros(N)
-    t_prev = 0.0
-    edges = list(times) + [result.t_max]
-    for j, t in enumerate(edges):
-        D = t - t_prev
-        if D > 0.0:
-            D_pk = nrn.peak_time(V, I)
-            interior = (D_pk > 0.0) & (D_pk < D)
-            _, V_pk = nrn.propagate(V, I, np.where(interior, D_pk, 0.0))
-            better = interior & (V_pk > best)
-            best = np.where(better, V_pk, best)
-            best_t = np.where(better, t_prev + D_pk, best_t)
-            kind = np.where(better, AT_PEAK, kind)
-            vdot = np.where(better, 0.0, vdot)
-            V, I = nrn.propagate(V, I, D)
-            t_prev = t
-        is_end = j == len(edges) - 1
-        vd = (I - V) / nrn.tau_mem
-        better = V > best
-        best = np.where(better, V, best)
-        best_t = np.where(better, t, best_t)
-        kind = np.where(better, AT_END if is_end else AT_ARRIVAL, kind)
-        vdot = np.where(better, vd, vdot)
-        if not is_end:
-            I = I + W[j]
-    if fired.any():
-        best, best_t, vdot = (np.where(fired, np.nan, a) for a in (best, best_t, vdot))
-        kind = np.where(fired, -1, kind)
+    best, best_t, kind, vdot = _fast.max_voltage(times, W, float(result.t_max), nrn.tau_mem,
+                                                 nrn.tau_syn, nrn.g, ~fired)
     return MaxVoltage(best, best_t, kind, vdot)

@@ -144,7 +144,14 @@ def simulate(network: Network, spikes, t_max: float, max_events: int = DEFAULT_M
     delays = network.get_delays()
     if engine == "reference":
         plan = _Plan(network, weights, delays)
-        results = [_run_one(plan, s, t_max, int(max_events)) for s in batch]
+        results = []
+        for b, s in enumerate(batch):
+            try:
+                results.append(_run_one(plan, s, t_max, int(max_events)))
+            except EventLimitError as e:
+                if len(batch) == 1:
+                    raise
+                raise EventLimitError(f"sample {b}: {e}") from None
     else:
         results = _run_fast(network, weights, delays, batch, t_max, int(max_events), workers)
     return results[0] if single else BatchResult(results)
@@ -156,7 +163,8 @@ def _run_fast(network, weights, delays, batch, t_max, max_events, workers):
 
     fplan = _fast.plan_for(network, weights, delays)
 
-    def chunk(samples: list[Spikes]) -> list[SimulationResult]:
+    def chunk(items: list[tuple[int, Spikes]]) -> list[SimulationResult]:
+        samples = [s for _, s in items]
         in_off = np.zeros(len(samples) + 1, dtype=np.int64)
         np.cumsum([len(s) for s in samples], out=in_off[1:])
         in_t = np.concatenate([s.times for s in samples])
@@ -166,8 +174,9 @@ def _run_fast(network, weights, delays, batch, t_max, max_events, workers):
         out = []
         for k, s in enumerate(samples):
             if status[k] == 1:
+                where = f"sample {items[k][0]}: " if len(batch) > 1 else ""
                 raise EventLimitError(
-                    f"max_events={max_events} exceeded at t={df[k, 2]:.6g} ms of "
+                    f"{where}max_events={max_events} exceeded at t={df[k, 2]:.6g} ms of "
                     f"t_max={t_max} ms (runaway activity?); raise max_events or check the "
                     "weights")
             a, b = off[k], off[k + 1]
@@ -183,7 +192,7 @@ def _run_fast(network, weights, delays, batch, t_max, max_events, workers):
             out.append(res)
         return out
 
-    return [r for part in parallel_chunks(chunk, batch, workers) for r in part]
+    return [r for part in parallel_chunks(chunk, list(enumerate(batch)), workers) for r in part]
 
 
 class _Plan:

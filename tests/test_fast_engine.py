@@ -68,11 +68,44 @@ def test_event_limit_in_fast_engine():
 def test_threads_do_not_change_results():
     rng = np.random.default_rng(7)
     net = _random_net(rng, "recurrent")
-    batch = [eg.Spikes(rng.uniform(0, 10, 6), rng.integers(0, 4, 6)) for _ in range(8)]
+    batch = [eg.Spikes(rng.uniform(0, 10, 6), rng.integers(0, 4, 6)) for _ in range(21)]
     a = eg.simulate(net, batch, 60.0, workers=1, max_events=10**6)
     b = eg.simulate(net, batch, 60.0, workers=4, max_events=10**6)
-    for x, y in zip(a, b):
-        np.testing.assert_array_equal(x.records.times, y.records.times)
+    c = [eg.simulate(net, s, 60.0, max_events=10**6) for s in batch]  # one sample per call
+    for x, y, z in zip(a, b, c):
+        for name in ("times", "pops", "ids", "currents", "release_currents"):
+            np.testing.assert_array_equal(getattr(x.records, name), getattr(y.records, name))
+            np.testing.assert_array_equal(getattr(x.records, name), getattr(z.records, name))
+        assert x.diagnostics == z.diagnostics
+
+
+def test_parallel_map_order_errors_and_bad_workers():
+    from eventgrad._parallel import parallel_map
+
+    assert parallel_map(lambda x: x * x, range(37), workers=3) == [x * x for x in range(37)]
+
+    def boom(x):
+        if x == 20:
+            raise KeyError("sample 20")
+        return x
+
+    with pytest.raises(KeyError, match="sample 20"):
+        parallel_map(boom, range(37), workers=2)
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        parallel_map(abs, [1, 2], workers=0)
+
+
+def test_event_limit_names_the_sample_in_a_batch():
+    nrn = eg.LIF(10.0, 5.0)
+    net = eg.Network(1)
+    p = net.add_population(5, nrn)
+    net.connect(net.input, p, np.full((1, 5), 20.0))
+    net.connect(p, p, np.full((5, 5), 10.0), 0.5)  # runaway excitation once it fires
+    quiet = eg.Spikes([0.0], [0], n_neurons=1)
+    for engine in ("fast", "reference"):
+        with pytest.raises(eg.EventLimitError, match="sample 9: max_events=5000"):
+            eg.simulate(net, [eg.Spikes(np.zeros(0), np.zeros(0, int))] * 9 + [quiet], 1000.0,
+                        max_events=5000, engine=engine)
 
 
 def test_unknown_engine():
@@ -187,3 +220,30 @@ def test_cached_plan_follows_weights_and_delays():
     g1_again = backward(r1, np.ones(len(r1.records))).weights
     for x, y in zip(g1, g1_again):
         np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_max_voltage_matches_dense_replay(seed):
+    """The compiled maximum of V of a readout against V replayed by the closed form on a
+    dense grid plus every arrival time (SimulationResult.voltage, an independent path)."""
+    from eventgrad.readout import AT_ARRIVAL, AT_END, AT_PEAK, arrivals_into, max_voltage
+
+    rng = np.random.default_rng(50 + seed)
+    net = _random_net(rng, "feedforward")
+    ro = net.add_population(3, eg.LIF(10.0, 5.0 if seed % 2 else 10.0, threshold=np.inf),
+                            name="readout")
+    net.connect("hidden", ro, rng.normal(0.0, 1.0, (net.populations[0].size, 3)),
+                rng.choice([0.0, 0.7], size=(net.populations[0].size, 3)))
+    res = eg.simulate(net, eg.Spikes(rng.uniform(0, 10, 6), rng.integers(0, 4, 6)), 40.0)
+    mv = max_voltage(res, ro)
+    a_times, _ = arrivals_into(res, ro)
+    grid = np.union1d(np.linspace(0, 40.0, 40001), a_times)
+    V = res.voltage(ro, grid)
+    # on the grid V never exceeds the maximum; the maximum is approached to O(h^2)
+    assert np.all(V.max(axis=0) <= mv.values + 1e-12)
+    assert np.all(mv.values - V.max(axis=0) <= 1e-5)
+    for q in range(3):
+        if mv.kind[q] in (AT_ARRIVAL, AT_END):   # a grid point: the left limit there
+            assert mv.times[q] in grid
+        if mv.kind[q] == AT_PEAK:
+            assert abs(mv.vdot_left[q]) == 0.0
