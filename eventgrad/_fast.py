@@ -872,13 +872,18 @@ AT_START, AT_PEAK, AT_ARRIVAL, AT_END = 0, 1, 2, 3  # as eventgrad.readout
 
 
 @njit(cache=True, nogil=True)
-def max_voltage(times, W, t_max, tm, ts, g, active):
-    """Maximum of V over [0, t_max] of each active neuron of a non-spiking population, given
-    the distinct arrival times ``times`` (sorted, <= t_max) and the summed weights ``W``
-    (n_times, N) arriving at them. Mirrors ``eventgrad.readout.max_voltage`` (see there).
-    Returns (values, times, kind, vdot_left); inactive neurons get nan / -1."""
-    n = times.shape[0]
-    N = W.shape[1]
+def max_voltage(a, cols, w, t_max, tm, ts, g, active):
+    """Maximum of V over [0, t_max] of each active neuron of a non-spiking population.
+
+    The arrivals into the population are ``(a, cols, w)``: time (ms, <= t_max), neuron, weight,
+    in any order (equal times are applied together, in the given order). Every distinct
+    arrival time is an interval edge for every neuron. Mirrors the rule of
+    ``eventgrad.readout.max_voltage``. Returns (values, times, kind, vdot_left); inactive
+    neurons get nan / -1.
+    """
+    order = np.argsort(a, kind="mergesort")
+    n = a.shape[0]
+    N = active.shape[0]
     best = np.full(N, np.nan)
     best_t = np.full(N, np.nan)
     kind = np.full(N, -1, dtype=np.int64)
@@ -893,8 +898,10 @@ def max_voltage(times, W, t_max, tm, ts, g, active):
         bt = 0.0
         kd = AT_START
         vb = 0.0
-        for j in range(n + 1):
-            t = times[j] if j < n else t_max
+        j = 0
+        while True:
+            end = j >= n
+            t = t_max if end else a[order[j]]
             D = t - t_prev
             if D > 0.0:
                 Dpk = peak_time(v, cur, tm, ts)
@@ -911,10 +918,17 @@ def max_voltage(times, W, t_max, tm, ts, g, active):
             if v > b:
                 b = v
                 bt = t
-                kd = AT_END if j == n else AT_ARRIVAL
+                kd = AT_END if end else AT_ARRIVAL
                 vb = (cur - v) / tm
-            if j < n:
-                cur = cur + W[j, q]
+            if end:
+                break
+            # this neuron's weights arriving at t (the group of equal times)
+            dw = 0.0
+            while j < n and a[order[j]] == t:
+                if cols[order[j]] == q:
+                    dw += w[order[j]]
+                j += 1
+            cur = cur + dw
         best[q] = b
         best_t[q] = bt
         kind[q] = kd

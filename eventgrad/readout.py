@@ -36,14 +36,9 @@ def first_spike_indices(result: SimulationResult, pop) -> np.ndarray:
     return out
 
 
-def arrivals_into(result: SimulationResult, pop) -> tuple[np.ndarray, np.ndarray]:
-    """All synaptic arrivals into ``pop`` up to ``t_max`` on a common time axis.
-
-    Returns ``(times, weights)``: the sorted distinct arrival times, shape ``(n,)``, and the
-    summed weight arriving at each neuron at each of them, shape ``(n, pop.size)`` (0 where
-    nothing arrives).
-    """
-    p = result.network.population(pop)
+def _arrival_list(result: SimulationResult, p) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Arrivals into population ``p`` up to ``t_max``: times, neuron indices, weights (one
+    entry per presynaptic spike and postsynaptic neuron, unsorted)."""
     a_parts, c_parts, w_parts = [], [], []
     rec = result.records
     for proj in result.network.incoming(p):
@@ -56,10 +51,21 @@ def arrivals_into(result: SimulationResult, pop) -> tuple[np.ndarray, np.ndarray
         w_parts.append(result.weights[proj.index][id_pre].ravel())
         c_parts.append(np.tile(np.arange(p.size), t_pre.size))
     if not a_parts:
-        return np.zeros(0), np.zeros((0, p.size))
+        return np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0)
     a, cols, w = np.concatenate(a_parts), np.concatenate(c_parts), np.concatenate(w_parts)
     keep = a <= result.t_max
-    a, cols, w = a[keep], cols[keep], w[keep]
+    return a[keep], cols[keep].astype(np.int64), w[keep].astype(np.float64)
+
+
+def arrivals_into(result: SimulationResult, pop) -> tuple[np.ndarray, np.ndarray]:
+    """All synaptic arrivals into ``pop`` up to ``t_max`` on a common time axis.
+
+    Returns ``(times, weights)``: the sorted distinct arrival times, shape ``(n,)``, and the
+    summed weight arriving at each neuron at each of them, shape ``(n, pop.size)`` (0 where
+    nothing arrives).
+    """
+    p = result.network.population(pop)
+    a, cols, w = _arrival_list(result, p)
     times, inv = np.unique(a, return_inverse=True)
     W = np.zeros((times.size, p.size))
     np.add.at(W, (inv, cols), w)
@@ -102,7 +108,7 @@ def max_voltage(result: SimulationResult, pop, only_silent: bool = False) -> Max
         raise ValueError(f"pop: population {p.name!r} spiked; max_voltage is defined for "
                          "non-spiking readouts (LIF(threshold=inf))")
     nrn = p.neuron
-    times, W = arrivals_into(result, p)
-    best, best_t, kind, vdot = _fast.max_voltage(times, W, float(result.t_max), nrn.tau_mem,
+    a, cols, w = _arrival_list(result, p)
+    best, best_t, kind, vdot = _fast.max_voltage(a, cols, w, float(result.t_max), nrn.tau_mem,
                                                  nrn.tau_syn, nrn.g, ~fired)
     return MaxVoltage(best, best_t, kind, vdot)

@@ -122,12 +122,14 @@ def evaluate(task, network: Network | None = None) -> dict:
     net = task.network if network is None else network
     res = simulate(net, task.inputs, task.t_max)
     results = list(res)
-    vals, _ = readout_values(results, task.loss)
+    vals, aux = readout_values(results, task.loss)
     with torch.no_grad():
         L = float(task.loss(torch.from_numpy(vals), task.loss_target()))
     out = {"evaluation": EVALUATION, "loss": L}
-    if task.loss.readout == "first_spike":
-        first = res.first_spike_times(task.loss.pop)
+    if task.loss.readout == "first_spike":   # from the readout's first-spike indices
+        first = np.stack([np.where(idx >= 0, r.records.times[np.maximum(idx, 0)], np.inf)
+                          if len(r.records) else np.full(idx.shape, np.inf)
+                          for r, (idx, _, _) in zip(results, aux)])
         out["first_spike_times"] = first
     if task.targets is not None:
         err = np.abs(first - np.broadcast_to(task.targets, first.shape))
