@@ -204,6 +204,19 @@ def _discrete_options(args: argparse.Namespace) -> dict:
     return {"surrogate": Surrogate(args.surrogate, args.scale)}
 
 
+def _train(task, args: argparse.Namespace, method: str | None = None, **kwargs):
+    """``training.train`` with the settings of a training command (``method`` overrides
+    ``--method``)."""
+    from . import training
+
+    method = method or args.method
+    opts = _discrete_options(argparse.Namespace(**{**vars(args), "method": method}))
+    return training.train(task, method=method, epochs=args.epochs, lr=args.lr,
+                          lr_decay=args.lr_decay, clip_grad_norm=args.clip or None,
+                          batch_size=args.batch_size, seed=args.seed, dt=args.dt,
+                          progress=not args.no_progress, **kwargs, **opts)
+
+
 def _write_json(path: str, obj) -> None:
     from .training import to_json
 
@@ -221,10 +234,7 @@ def _xor(args: argparse.Namespace) -> int:
 
     _check_outputs(args)
     task = tasks.temporal_xor(args.seed, n_hidden=args.hidden)
-    res = training.train(task, method=args.method, epochs=args.epochs, lr=args.lr,
-                         lr_decay=args.lr_decay, clip_grad_norm=args.clip or None,
-                         batch_size=args.batch_size, seed=args.seed, dt=args.dt,
-                         progress=not args.no_progress, **_discrete_options(args))
+    res = _train(task, args)
     s = res.summary
     hist = res.history
     first_solved = next((h["epoch"] for h in hist if h["train_accuracy"] == 1.0), None)
@@ -269,11 +279,7 @@ def _timing(args: argparse.Namespace) -> int:
     _check_outputs(args)
     task = tasks.spike_timing(args.seed, n_inputs=args.inputs, n_patterns=args.patterns,
                               hidden=args.hidden, silent_slope=args.silent_slope)
-    res = training.train(task, method=args.method, epochs=args.epochs, lr=args.lr,
-                         lr_decay=args.lr_decay, clip_grad_norm=args.clip or None,
-                         batch_size=args.batch_size, seed=args.seed, dt=args.dt,
-                         newton_steps=args.newton, progress=not args.no_progress,
-                         **_discrete_options(args))
+    res = _train(task, args, newton_steps=args.newton)
     s = res.summary
     dt_note = f", dt {args.dt:g} ms, {args.surrogate} {args.scale:g}" \
         if args.method == "surrogate" else ""
@@ -304,12 +310,7 @@ def _timing(args: argparse.Namespace) -> int:
         # the figure shows both gradient paths: train the other one with the same settings
         from .training_plots import plot_timing
         other = "surrogate" if args.method == "eventprop" else "eventprop"
-        other_opts = _discrete_options(argparse.Namespace(**{**vars(args), "method": other}))
-        res2 = training.train(task, method=other, epochs=args.epochs, lr=args.lr,
-                              lr_decay=args.lr_decay, clip_grad_norm=args.clip or None,
-                              batch_size=args.batch_size, seed=args.seed, dt=args.dt,
-                              newton_steps=args.newton, progress=not args.no_progress,
-                              **other_opts)
+        res2 = _train(task, args, method=other, newton_steps=args.newton)
         print(f"for the figure, {other}: final timing error "
               f"{res2.summary['timing_error_ms']:.3e} ms")
 
@@ -341,10 +342,7 @@ def _yinyang(args: argparse.Namespace) -> int:
           f"{0 if task.test is None else len(task.test.inputs)} train / validation / test; "
           f"{args.epochs} Adam epochs, lr {args.lr:g}, decay {args.lr_decay:g}/epoch, batch "
           f"{args.batch_size}")
-    res = training.train(task, method=args.method, epochs=args.epochs, lr=args.lr,
-                         lr_decay=args.lr_decay, clip_grad_norm=args.clip or None,
-                         batch_size=args.batch_size, seed=args.seed, dt=args.dt,
-                         progress=not args.no_progress, **_discrete_options(args))
+    res = _train(task, args)
     s = res.summary
     hist = res.history
     print(f"evaluation: {s['evaluation']}")
@@ -491,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("yinyang", help="train the Yin-Yang task (EventProp's configuration: "
                        "5-200-3, tau 20/5 ms, Adam 5e-3, batch 32, lr x0.95/epoch); accuracy "
                        "on the test set by the exact engine")
-    _training_args(p, epochs=40, lr=5e-3, decay=0.95, clip=0.0)
+    _training_args(p, epochs=100, lr=5e-3, decay=0.95, clip=0.0)
     p.set_defaults(batch_size=32)
     p.add_argument("--hidden", type=int, default=200, help="hidden neurons")
     p.add_argument("--tau-mem", type=float, default=20.0, help="membrane time constant (ms)")

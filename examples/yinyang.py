@@ -2,7 +2,7 @@
 EventProp gradients, EventProp's published configuration (Wunderlich & Pehle 2021), and
 evaluate it on the exact event engine.
 
-    python examples/yinyang.py                   # seed 0, 40 epochs, writes yinyang.png
+    python examples/yinyang.py                   # seed 0, 100 epochs, writes yinyang.png
     python examples/yinyang.py --seeds 3         # mean +- std of the test accuracy over seeds
     python examples/yinyang.py --quick           # small data set and network (tests, smoke)
 """
@@ -24,7 +24,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--plot", default="yinyang.png", help="figure of the first seed ('' = none)")
     args = ap.parse_args(argv)
     sizes = dict(hidden=30, n_train=300, n_validation=100, n_test=200) if args.quick else {}
-    epochs = args.epochs or (3 if args.quick else 40)
+    epochs = args.epochs or (3 if args.quick else 100)
     acc = []
     for seed in range(args.seeds):
         task = tasks.yinyang(seed, **sizes)          # same data for every seed (data_seed=0)
