@@ -350,10 +350,12 @@ def _yinyang(args: argparse.Namespace) -> int:
     fmt = {k: "-" if v is None else f"{100 * v:.2f} %" for k, v in acc.items()}
     print(f"accuracy: train {fmt['train']}, validation {fmt['validation']}, test "
           f"{fmt['test']} (initial train {100 * s['initial']['train_accuracy']:.2f} %)")
-    best = max(hist, key=lambda h: h.get("validation_accuracy", -1.0))
-    if "validation_accuracy" in best:
+    best = s.get("best_validation")
+    if best is not None:
+        at = f", test accuracy of those weights {100 * best['test_accuracy']:.2f} %" \
+            if "test_accuracy" in best else ""
         print(f"best validation accuracy {100 * best['validation_accuracy']:.2f} % at epoch "
-              f"{best['epoch']}")
+              f"{best['epoch']}{at}")
     print(f"time per epoch {s['seconds_per_epoch']:.2f} s (gradient steps; "
           f"{s['seconds']:.1f} s in all, with the per-epoch exact evaluations)")
     if args.json:
@@ -364,7 +366,8 @@ def _yinyang(args: argparse.Namespace) -> int:
             "validation_accuracy": acc["validation"], "train_accuracy": acc["train"],
             "initial_train_accuracy": s["initial"]["train_accuracy"], "loss": s["loss"],
             "seconds_per_epoch": s["seconds_per_epoch"], "seconds": s["seconds"],
-            "evaluation": s["evaluation"], "config": res.config, "history": hist})
+            "best_validation": best, "evaluation": s["evaluation"], "config": res.config,
+            "history": hist})
     if args.plot:
         from .training_plots import plot_yinyang
         plot_yinyang(task, hist, res.network, args.plot,

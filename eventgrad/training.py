@@ -91,10 +91,15 @@ class TrainResult:
     weights : list of ndarray — the trained weights, aligned with ``network.projections``
     network : Network — a copy of the task's network with the trained weights
     config : dict — the settings of the run (JSON-ready)
+    best_network : Network or None — with a validation split, a copy of the network after
+        the epoch with the highest validation accuracy (see ``summary["best_validation"]``)
     summary : dict — final evaluation by the event engine on the training samples (see
         :func:`evaluate`), plus ``method``, ``epochs``, ``seconds``, ``seconds_per_epoch``
         (mean ``train_seconds``), ``initial`` and ``after_adam`` (the metrics of history
-        entries 0 and ``epochs``) and ``newton_steps_taken``. Classification tasks:
+        entries 0 and ``epochs``) and ``newton_steps_taken``. With a validation split,
+        ``best_validation``: the Adam epoch with the highest validation accuracy (the first
+        such), that accuracy and the test accuracy of that epoch's weights (the test split is
+        evaluated once more, for that network only; selection never looks at it). Classification tasks:
         ``train_accuracy``; with held-out splits ``validation`` / ``test`` (dicts of ``loss``,
         ``accuracy``) and ``validation_accuracy`` / ``test_accuracy``. ``accuracy`` is the
         test accuracy when the task has a test split, else the training accuracy
@@ -106,6 +111,7 @@ class TrainResult:
     network: Network
     config: dict
     summary: dict = field(default_factory=dict)
+    best_network: Network | None = None
 
 
 # ------------------------------------------------------------------------------ evaluation
@@ -320,6 +326,7 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
         history = [{"epoch": 0, "loss": ev["loss"], "exact_loss": ev["loss"], **_metric(ev),
                     **_validation(task, snapshot()), "lr": lr, "train_seconds": 0.0,
                     "seconds": time.perf_counter() - t0, "phase": "init"}]
+        best = None   # (epoch, validation accuracy, network) of the best epoch so far
         bar = tqdm(range(1, epochs + 1), desc=f"{method} {task.name}", disable=not progress,
                    leave=True, dynamic_ncols=True)
         for epoch in bar:
@@ -346,6 +353,9 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
                      "train_seconds": step_seconds, "seconds": time.perf_counter() - t0,
                      "phase": "adam"}
             history.append(entry)
+            if "validation_accuracy" in entry and (
+                    best is None or entry["validation_accuracy"] > best[1]):
+                best = (epoch, entry["validation_accuracy"], trained_now)
             bar.set_postfix(_postfix(entry), refresh=False)
         bar.close()
         trained = snapshot()
@@ -379,7 +389,13 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
                         "initial": {k: history[0][k] for k in keys if k in history[0]},
                         "after_adam": {k: history[epochs][k] for k in keys if k in history[epochs]},
                         "newton_steps_taken": len(history) - 1 - epochs})
-        return TrainResult(history, trained.get_weights(), trained, config, summary)
+        if best is not None:
+            sel = {"epoch": best[0], "validation_accuracy": best[1]}
+            if task.test is not None:
+                sel["test_accuracy"] = evaluate(task.test, best[2])["accuracy"]
+            summary["best_validation"] = sel
+        return TrainResult(history, trained.get_weights(), trained, config, summary,
+                           None if best is None else best[2])
 
 
 # ------------------------------------------------------------------------------ Newton

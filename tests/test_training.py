@@ -288,6 +288,12 @@ def test_yinyang_training_loss_falls_and_reports_test_accuracy():
     assert s["validation_accuracy"] == task.validation.accuracy(res.network)
     assert s["train_accuracy"] == task.accuracy(res.network) == h[-1]["train_accuracy"]
     assert s["seconds_per_epoch"] > 0 and all(e["train_seconds"] >= 0 for e in h)
+    # the best-validation epoch: selected by validation accuracy, its test accuracy reported
+    best = s["best_validation"]
+    va = [e["validation_accuracy"] for e in h[1:]]
+    assert best["epoch"] == 1 + int(np.argmax(va)) and best["validation_accuracy"] == max(va)
+    assert task.validation.accuracy(res.best_network) == best["validation_accuracy"]
+    assert task.test.accuracy(res.best_network) == best["test_accuracy"]
 
 
 def test_cli_yinyang_json_plot(tmp_path, capsys):
