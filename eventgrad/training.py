@@ -91,19 +91,19 @@ class TrainResult:
     weights : list of ndarray — the trained weights, aligned with ``network.projections``
     network : Network — a copy of the task's network with the trained weights
     config : dict — the settings of the run (JSON-ready)
-    best_network : Network or None — with a validation split, a copy of the network after
-        the epoch with the highest validation accuracy (see ``summary["best_validation"]``)
     summary : dict — final evaluation by the event engine on the training samples (see
         :func:`evaluate`), plus ``method``, ``epochs``, ``seconds``, ``seconds_per_epoch``
         (mean ``train_seconds``), ``initial`` and ``after_adam`` (the metrics of history
-        entries 0 and ``epochs``) and ``newton_steps_taken``. With a validation split,
-        ``best_validation``: the Adam epoch with the highest validation accuracy (the first
-        such), that accuracy and the test accuracy of that epoch's weights (the test split is
-        evaluated once more, for that network only; selection never looks at it). Classification tasks:
+        entries 0 and ``epochs``) and ``newton_steps_taken``. Classification tasks:
         ``train_accuracy``; with held-out splits ``validation`` / ``test`` (dicts of ``loss``,
         ``accuracy``) and ``validation_accuracy`` / ``test_accuracy``. ``accuracy`` is the
         test accuracy when the task has a test split, else the training accuracy
-        (``accuracy_split`` says which)
+        (``accuracy_split`` says which). With a validation split, ``best_validation``: the
+        Adam epoch with the highest validation accuracy (the first such), that accuracy and
+        the test accuracy of that epoch's weights (the test split is evaluated once more, for
+        that network only; the selection never looks at it)
+    best_network : Network or None — with a validation split, a copy of the network after
+        the epoch with the highest validation accuracy (see ``summary["best_validation"]``)
     """
 
     history: list[dict]
