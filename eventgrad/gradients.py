@@ -87,7 +87,7 @@ def read(results: list[SimulationResult], readout: str, pop, t_silent: float | N
             t[silent] += silent_slope * (p.neuron.threshold - mv.values[silent])
         return t, (idx, mv, silent_slope)
 
-    out = parallel_map(one, results) if len(results) > 1 else [one(r) for r in results]
+    out = parallel_map(one, results)
     return np.stack([v for v, _ in out]), [a for _, a in out]
 
 

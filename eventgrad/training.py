@@ -133,9 +133,9 @@ def evaluate(task, network: Network | None = None) -> dict:
         L = float(task.loss(torch.from_numpy(vals), task.loss_target()))
     out = {"evaluation": EVALUATION, "loss": L}
     if task.loss.readout == "first_spike":   # from the readout's first-spike indices
-        first = np.stack([np.where(idx >= 0, r.records.times[np.maximum(idx, 0)], np.inf)
-                          if len(r.records) else np.full(idx.shape, np.inf)
-                          for r, (idx, _, _) in zip(results, aux)])
+        first = np.full(vals.shape, np.inf)
+        for b, (r, (idx, _, _)) in enumerate(zip(results, aux)):
+            first[b, idx >= 0] = r.records.times[idx[idx >= 0]]
         out["first_spike_times"] = first
     if task.targets is not None:
         err = np.abs(first - np.broadcast_to(task.targets, first.shape))
