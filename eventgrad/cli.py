@@ -214,7 +214,7 @@ def _train(task, args: argparse.Namespace, method: str | None = None, **kwargs):
     return training.train(task, method=method, epochs=args.epochs, lr=args.lr,
                           lr_decay=args.lr_decay, clip_grad_norm=args.clip or None,
                           batch_size=args.batch_size, seed=args.seed, dt=args.dt,
-                          progress=not args.no_progress, **kwargs, **opts)
+                          revive=args.revive, progress=not args.no_progress, **kwargs, **opts)
 
 
 def _write_json(path: str, obj) -> None:
@@ -404,6 +404,9 @@ def _training_args(p: argparse.ArgumentParser, epochs: int, lr: float, decay: fl
     p.add_argument("--clip", type=float, default=clip,
                    help="clip the gradient norm to this before each step (0: off)")
     p.add_argument("--batch-size", type=int, default=None, help="default: full batch")
+    p.add_argument("--revive", type=float, default=0.0,
+                   help="dead-neuron rule: push hidden neurons silent on a whole batch toward "
+                        "threshold with this strength (0: off; see eventgrad.losses)")
     p.add_argument("--dt", type=float, default=0.1, help="time step of the surrogate path (ms)")
     p.add_argument("--surrogate", choices=SURROGATES, default="superspike")
     p.add_argument("--scale", type=float, default=10.0, help="surrogate scale (1/voltage)")

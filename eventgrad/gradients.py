@@ -18,7 +18,10 @@ from .simulate import DEFAULT_MAX_EVENTS, simulate
 from .spikes import Spikes
 
 __all__ = ["Gradients", "value_and_grad", "readout_values", "readout_backward", "sample_backward",
-           "batch_backward"]
+           "batch_backward", "READOUTS"]
+
+#: Readouts a loss or the torch bridge can take of a population (see :func:`read`).
+READOUTS = ("first_spike", "max_voltage", "silent_max_voltage")
 
 
 @dataclass
@@ -63,18 +66,20 @@ def readout_values(results: list[SimulationResult], loss: Loss) -> tuple[np.ndar
 
 def read(results: list[SimulationResult], readout: str, pop, t_silent: float | None = None,
          silent_slope: float = 0.0) -> tuple[np.ndarray, list]:
-    """Readout ``readout`` ("first_spike" or "max_voltage") of ``pop`` for each sample.
+    """Readout ``readout`` of ``pop`` for each sample: ``"first_spike"`` (ms),
+    ``"max_voltage"`` (a population that never spikes) or ``"silent_max_voltage"`` (the maximum
+    of V of each neuron that did not spike in the window, ``nan`` for the others).
 
     Silent neurons of a first-spike readout read ``t_silent + silent_slope (threshold -
     V_max)`` (see :mod:`eventgrad.losses`). Returns the values, shape ``(batch, pop.size)``,
     and per sample what :func:`sample_backward` needs to map a derivative back onto the events.
     """
-    if readout not in ("first_spike", "max_voltage"):
-        raise ValueError(f"readout must be 'first_spike' or 'max_voltage', got {readout!r}")
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
 
     def one(r: SimulationResult):
-        if readout == "max_voltage":
-            mv = max_voltage(r, pop)
+        if readout != "first_spike":
+            mv = max_voltage(r, pop, only_silent=readout == "silent_max_voltage")
             return mv.values, mv
         idx = first_spike_indices(r, pop)
         t = np.full(idx.shape, r.t_max if t_silent is None else t_silent)
@@ -114,10 +119,13 @@ def _adjoint_inputs(result: SimulationResult, terms: list[tuple]
                 probes.append(VoltageProbe(pop.index, sil, mv.times[sil], -slope * dvalues[sil],
                                            mv.kind[sil] == AT_ARRIVAL, mv.vdot_left[sil],
                                            mv.kind[sil] == AT_END))
-        else:
+        else:   # max_voltage; silent_max_voltage has no value (nan, kind -1) where it spiked.
+            # Entries with a zero derivative add nothing: no probe (the backward stays short)
             pop = result.network.population(pop_key)
-            probes.append(VoltageProbe(pop.index, np.arange(pop.size), aux.times, dvalues,
-                                       aux.kind == AT_ARRIVAL, aux.vdot_left, aux.kind == AT_END))
+            on = np.flatnonzero((aux.kind >= 0) & (dvalues != 0.0))
+            probes.append(VoltageProbe(pop.index, on, aux.times[on], dvalues[on],
+                                       aux.kind[on] == AT_ARRIVAL, aux.vdot_left[on],
+                                       aux.kind[on] == AT_END))
     return g, probes
 
 
@@ -125,7 +133,7 @@ def sample_backward(result: SimulationResult, terms: list[tuple]) -> SampleGradi
     """EventProp backward of one sample for a sum of readout terms.
 
     ``terms`` is a list of ``(readout, pop, aux, dvalues)`` with ``readout`` in
-    ``{"first_spike", "max_voltage"}``, ``aux`` what :func:`readout_values` returned for this
+    :data:`READOUTS`, ``aux`` what :func:`readout_values` returned for this
     sample and ``dvalues`` the loss's derivative with respect to that readout, shape ``(n,)``.
     """
     g, probes = _adjoint_inputs(result, terms)

@@ -88,7 +88,9 @@ def eventprop(network: Network, spikes: Sequence[Spikes], t_max: float,
     weights : one float64 tensor per projection, shape (n_pre, n_post)
     delays : one float64 tensor per projection (ms), or None to keep the network's delays
     readouts : sequence of ``(readout, pop)``: ``"first_spike"`` (ms; silent neurons give
-        ``t_silent``, default ``t_max``, with zero gradient) or ``"max_voltage"``
+        ``t_silent``, default ``t_max``, with zero gradient), ``"max_voltage"`` (a population
+        that never spikes) or ``"silent_max_voltage"`` (max of V of the neurons that did not
+        spike, ``nan`` for those that did; see :func:`eventgrad.gradients.read`)
     Returns a tuple of tensors, one per readout, each of shape ``(batch, pop.size)``.
     """
     spec = {"network": network, "spikes": list(spikes), "t_max": float(t_max),

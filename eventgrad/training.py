@@ -57,6 +57,7 @@ import numpy as np
 import torch
 
 from .gradients import readout_values
+from .losses import dead_neuron_penalty
 from .network import InputPopulation, Network
 from .neuron import LIF
 from .simulate import simulate
@@ -219,7 +220,7 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
           batch_size: int | None = None, seed: int = 0, dt: float = 0.1, lr_decay: float = 1.0,
           progress: bool = True, clip_grad_norm: float | None = None,
           newton_steps: int = 0, newton_tol: float = 0.0, torch_threads: int | None = 1,
-          **discrete_options) -> TrainResult:
+          revive: float = 0.0, **discrete_options) -> TrainResult:
     """Train ``task.network`` (a copy; the task is not modified) on ``task``'s loss with Adam.
 
     Parameters
@@ -245,6 +246,13 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
         the epochs, with the method's own Jacobian (tasks with target times; see
         :func:`newton_refine`); they are appended to the history with ``phase="newton"``
     newton_tol : float, ms — stop the Newton steps once the timing error is at most this
+    revive : float — strength of the dead-neuron rule (loss units per unit voltage, >= 0;
+        default 0: off): each step adds ``revive * dead_neuron_penalty`` of every population
+        other than the loss's (:func:`eventgrad.losses.dead_neuron_penalty`: the neurons silent
+        on every sample of the batch are pushed toward threshold where they came closest).
+        The term only reaches the input weights of dead neurons (all other neurons' gradients
+        are unchanged), so with Adam its size matters little. Exact for EventProp; the
+        surrogate path uses its grid maximum. Reported losses do not include it
     torch_threads : int or None — torch intra-op threads while training (restored after);
         the default 1 is fastest for these small tensors; None leaves torch's setting
     **discrete_options : passed to :func:`eventgrad.discrete.run` (surrogate path only), e.g.
@@ -266,6 +274,8 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
         raise ValueError(f"lr must be finite and > 0, got {lr!r}")
     if not (math.isfinite(lr_decay) and lr_decay > 0):
         raise ValueError(f"lr_decay must be finite and > 0, got {lr_decay!r}")
+    if not (math.isfinite(revive) and revive >= 0):
+        raise ValueError(f"revive must be finite and >= 0, got {revive!r}")
     if method == "eventprop" and discrete_options:
         raise ValueError(f"options {sorted(discrete_options)} apply to method='surrogate' only")
     if newton_steps and task.targets is None:
@@ -284,15 +294,21 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=lr_decay)
     loss_fn = task.loss
+    out_pop = net.population(loss_fn.pop)
+    revive_pops = [p for p in net.populations if p is not out_pop] if revive > 0 else []
     if method == "eventprop":
         from .torch import eventprop
-        readouts = ((loss_fn.readout, loss_fn.pop),)
+        readouts = ((loss_fn.readout, loss_fn.pop),) + tuple(
+            ("silent_max_voltage", p.index) for p in revive_pops)
 
         def batch_loss(idx):
-            (vals,) = eventprop(net, [task.inputs[i] for i in idx], task.t_max, params,
-                                readouts=readouts, t_silent=loss_fn.t_silent,
-                                silent_slope=getattr(loss_fn, "silent_slope", 0.0))
-            return loss_fn(vals, task.loss_target(idx))
+            vals, *vmax = eventprop(net, [task.inputs[i] for i in idx], task.t_max, params,
+                                    readouts=readouts, t_silent=loss_fn.t_silent,
+                                    silent_slope=getattr(loss_fn, "silent_slope", 0.0))
+            L = loss_fn(vals, task.loss_target(idx))
+            extra = sum(dead_neuron_penalty(v, ~torch.isnan(v), p.neuron.threshold)
+                        for p, v in zip(revive_pops, vmax))
+            return L, L + revive * extra
     else:
         from . import discrete
 
@@ -300,7 +316,10 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
             r = discrete.run(net, [task.inputs[i] for i in idx], task.t_max, dt,
                              weights=params, **discrete_options)
             vals = discrete.readout_tensor(r, net, loss_fn)
-            return loss_fn(vals, task.loss_target(idx))
+            L = loss_fn(vals, task.loss_target(idx))
+            extra = sum(dead_neuron_penalty(r.vmax[p.index], torch.isinf(r.first[p.index]),
+                                            p.neuron.threshold) for p in revive_pops)
+            return L, L + revive * extra
 
     config = {
         "task": task.name, "method": method, "epochs": epochs, "lr": lr,
@@ -309,7 +328,7 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
         "discrete_options": _surrogate_config(discrete_options) if method == "surrogate"
         else None,
         "newton_steps": newton_steps, "newton_tol": newton_tol,
-        "clip_grad_norm": clip_grad_norm,
+        "clip_grad_norm": clip_grad_norm, "revive": revive,
         "optimizer": "torch.optim.Adam(betas=(0.9, 0.999), eps=1e-8), ExponentialLR(lr_decay)",
         "t_max": task.t_max, "n_samples": n, "loss": _loss_config(loss_fn),
         "evaluation": EVALUATION,
@@ -337,9 +356,9 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
             for s in range(0, n, bs):
                 idx = order[s:s + bs]
                 opt.zero_grad()
-                L = batch_loss(idx)
-                if L.requires_grad:
-                    L.backward()
+                L, L_step = batch_loss(idx)
+                if L_step.requires_grad:
+                    L_step.backward()
                     if clip_grad_norm is not None:
                         torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
                     opt.step()
@@ -477,6 +496,8 @@ def newton_refine(task, network: Network, steps: int = 20, tol: float = 0.0,
         raise ValueError("newton_refine needs a task with target times")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if not (math.isfinite(revive) and revive >= 0):
+        raise ValueError(f"revive must be finite and >= 0, got {revive!r}")
     if method == "eventprop" and discrete_options:
         raise ValueError(f"options {sorted(discrete_options)} apply to method='surrogate' only")
     net = network.copy()

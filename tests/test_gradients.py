@@ -248,3 +248,65 @@ def test_silent_slope_rule_gradient_matches_differences():
     _, g0 = eg.value_and_grad(net, sp, FirstSpikeCrossEntropy(tau0=2.0), 60.0, 1)
     _, g1 = eg.value_and_grad(net, sp, loss, 60.0, 1)
     assert np.all(g0.weights[1][:, 1] == 0) and np.any(g1.weights[1][:, 1] != 0)
+
+
+def test_dead_neuron_rule_gradient_matches_differences():
+    """The training objective with the dead-neuron rule, loss + revive * penalty over the hidden
+    neurons silent on every sample (torch bridge, readout "silent_max_voltage"), has the exact
+    gradient: central differences of the same forward pass, over a batch of three samples. The
+    penalty reaches only the input weights of the dead neurons."""
+    import torch
+
+    from eventgrad.gradients import read
+    from eventgrad.losses import dead_neuron_penalty
+    from eventgrad.torch import eventprop
+
+    rng = np.random.default_rng(8)
+    nrn = eg.LIF(20.0, 5.0)
+    k = float(nrn.kernel(nrn.peak_time(0.0, 1.0)))
+    w1 = rng.normal(1.3, 0.3, (3, 6)) / k
+    w1[:, 4:] = rng.uniform(0.05, 0.2, (3, 2)) / k            # hidden 4, 5: dead, V_max > 0
+    w2 = rng.normal(0.8, 0.1, (6, 2)) / k
+    net = eg.Network.feedforward([3, 6, 2], nrn, weights=[w1, w2])
+    batch = [_inputs(rng) for _ in range(3)]
+    labels, t_max, revive = [0, 1, 0], 60.0, 0.7
+    loss = FirstSpikeCrossEntropy(tau0=2.0)
+    counts = eg.simulate(net, batch, t_max).spike_counts("hidden")
+    dead = counts.sum(axis=0) == 0
+    assert dead.tolist() == [False] * 4 + [True] * 2 and np.isfinite(
+        eg.simulate(net, batch, t_max).first_spike_times("output")).all()
+
+    def objective(weights):
+        n = net.copy()
+        n.set_weights(weights)
+        results = list(eg.simulate(n, batch, t_max))
+        t, _ = read(results, "first_spike", "output")
+        vm, _ = read(results, "silent_max_voltage", "hidden")
+        assert np.array_equal(np.isnan(vm), counts > 0)
+        value = float(loss(torch.tensor(t), labels)) + revive * float(
+            np.sum(1.0 - np.max(vm[:, dead], axis=0)))       # the penalty, by hand
+        sig = tuple(tuple(r.spike_counts(p).tolist()) for r in results for p in n.populations)
+        return value, sig
+
+    params = [torch.tensor(w, requires_grad=True) for w in (w1, w2)]
+    t, vm = eventprop(net.copy(), batch, t_max, params,
+                      readouts=(("first_spike", "output"), ("silent_max_voltage", "hidden")))
+    L = loss(t, labels) + revive * dead_neuron_penalty(vm, ~torch.isnan(vm), 1.0)
+    assert float(L.detach()) == pytest.approx(objective([w1, w2])[0], rel=1e-13)
+    L.backward()
+    for i, w in enumerate((w1, w2)):
+        def f(x, i=i):
+            ws = [w1, w2]
+            ws[i] = x
+            return objective(ws)
+        fd = fd_grad(f, w, 1e-5)
+        assert not fd.discontinuous
+        assert rel_err(params[i].grad.numpy(), fd.grad) < TOL, f"layer {i}"
+    # the penalty moves only the dead neurons' input weights
+    params2 = [torch.tensor(w, requires_grad=True) for w in (w1, w2)]
+    _, vm2 = eventprop(net.copy(), batch, t_max, params2,
+                       readouts=(("first_spike", "output"), ("silent_max_voltage", "hidden")))
+    dead_neuron_penalty(vm2, ~torch.isnan(vm2), 1.0).backward()
+    g = params2[0].grad.numpy()
+    assert np.all(g[:, :4] == 0) and np.all(g[:, 4:] < 0)
+    assert params2[1].grad is None or np.all(params2[1].grad.numpy() == 0)

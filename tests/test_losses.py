@@ -67,3 +67,23 @@ def test_bad_labels():
         FirstSpikeCrossEntropy()(torch.zeros(2, 3, dtype=torch.float64), [0, 3])
     with pytest.raises(ValueError, match="target"):
         FirstSpikeCrossEntropy()(torch.zeros(2, 3, dtype=torch.float64), None)
+
+
+def test_dead_neuron_penalty_by_hand():
+    """threshold - max over the batch of V_max, summed over the neurons silent on every sample;
+    neurons that spike somewhere (their entries may be nan) add nothing."""
+    import torch
+
+    from eventgrad.losses import dead_neuron_penalty
+
+    vmax = torch.tensor([[0.2, np.nan, 0.5, -0.1],
+                         [0.7, 0.3, np.nan, -0.4]], dtype=torch.float64, requires_grad=True)
+    silent = ~torch.isnan(vmax)
+    P = dead_neuron_penalty(vmax, silent, 1.5)
+    assert float(P.detach()) == pytest.approx((1.5 - 0.7) + (1.5 - (-0.1)))
+    P.backward()
+    assert vmax.grad.tolist() == [[0, 0, 0, -1], [-1, 0, 0, 0]]
+    none = dead_neuron_penalty(vmax[:, 1:3], silent[:, 1:3], 1.0)
+    assert float(none) == 0.0 and not none.requires_grad
+    with pytest.raises(ValueError, match="same shape"):
+        dead_neuron_penalty(vmax, silent[:, :2], 1.0)

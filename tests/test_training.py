@@ -70,6 +70,8 @@ def test_train_argument_errors():
         training.train(task, epochs=1, newton_steps=3, progress=False)
     with pytest.raises(ValueError, match="batch_size"):
         training.train(task, epochs=1, batch_size=0, progress=False)
+    with pytest.raises(ValueError, match="revive"):
+        training.train(task, epochs=1, revive=-1.0, progress=False)
 
 
 # ------------------------------------------------------------------------------ spike timing
@@ -294,6 +296,31 @@ def test_yinyang_training_loss_falls_and_reports_test_accuracy():
     assert best["epoch"] == 1 + int(np.argmax(va)) and best["validation_accuracy"] == max(va)
     assert task.validation.accuracy(res.best_network) == best["validation_accuracy"]
     assert task.test.accuracy(res.best_network) == best["test_accuracy"]
+
+
+@pytest.mark.parametrize("method", ["eventprop", "surrogate"])
+def test_revive_brings_dead_hidden_neurons_back(method):
+    """The dead-neuron rule: hidden neurons that spike for no sample get a gradient toward
+    threshold, so after one epoch fewer are dead; without it none comes back with EventProp (an
+    exactly zero gradient); the task's loss in the history does not include the rule's term."""
+    task = tasks.yinyang(0, hidden=60, n_train=128, n_validation=0, n_test=0)
+
+    def dead(network):
+        return int((eg.simulate(network, task.inputs, task.t_max).spike_counts("hidden")
+                    .sum(axis=0) == 0).sum())
+
+    d0 = dead(task.network)
+    assert d0 >= 15
+    kw = {"dt": 0.1} if method == "surrogate" else {}
+    off = training.train(task, method, epochs=1, lr=0.05, batch_size=16, progress=False, **kw)
+    on = training.train(task, method, epochs=1, lr=0.05, batch_size=16, progress=False,
+                        revive=1.0, **kw)
+    if method == "eventprop":
+        assert dead(off.network) >= d0 and dead(on.network) < 0.5 * d0
+    else:          # a surrogate derivative reaches silent neurons too; the rule adds to it
+        assert dead(on.network) < dead(off.network) < d0
+    assert on.config["revive"] == 1.0 and off.config["revive"] == 0.0
+    assert on.history[0]["loss"] == off.history[0]["loss"]      # task loss only
 
 
 def test_cli_yinyang_json_plot(tmp_path, capsys):
