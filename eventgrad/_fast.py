@@ -879,7 +879,8 @@ def max_voltage(a, cols, w, t_max, tm, ts, g, active):
     in any order (equal times are applied together, in the given order). Every distinct
     arrival time is an interval edge for every neuron. Mirrors the rule of
     ``eventgrad.readout.max_voltage``. Returns (values, times, kind, vdot_left); inactive
-    neurons get nan / -1.
+    neurons get nan / -1. Cost O(n log n + N G) for n arrivals at G distinct times: each
+    neuron's own arrivals are listed once (in time order, the given order within a time).
     """
     order = np.argsort(a, kind="mergesort")
     n = a.shape[0]
@@ -888,6 +889,28 @@ def max_voltage(a, cols, w, t_max, tm, ts, g, active):
     best_t = np.full(N, np.nan)
     kind = np.full(N, -1, dtype=np.int64)
     vdot = np.full(N, np.nan)
+    # distinct times (groups) and, per neuron, its arrivals as (group, weight) in order
+    gid = np.empty(n, dtype=np.int64)
+    gtime = np.empty(n + 1)
+    G = 0
+    for k in range(n):
+        if k == 0 or a[order[k]] != a[order[k - 1]]:
+            gtime[G] = a[order[k]]
+            G += 1
+        gid[k] = G - 1
+    start = np.zeros(N + 1, dtype=np.int64)
+    for k in range(n):
+        start[cols[order[k]] + 1] += 1
+    for q in range(N):
+        start[q + 1] += start[q]
+    pos = start[:N].copy()
+    own_g = np.empty(n, dtype=np.int64)
+    own_w = np.empty(n)
+    for k in range(n):
+        c = cols[order[k]]
+        own_g[pos[c]] = gid[k]
+        own_w[pos[c]] = w[order[k]]
+        pos[c] += 1
     for q in range(N):
         if not active[q]:
             continue
@@ -898,10 +921,11 @@ def max_voltage(a, cols, w, t_max, tm, ts, g, active):
         bt = 0.0
         kd = AT_START
         vb = 0.0
-        j = 0
-        while True:
-            end = j >= n
-            t = t_max if end else a[order[j]]
+        p = start[q]
+        p_end = start[q + 1]
+        for gi in range(G + 1):
+            end = gi == G
+            t = t_max if end else gtime[gi]
             D = t - t_prev
             if D > 0.0:
                 Dpk = peak_time(v, cur, tm, ts)
@@ -924,10 +948,9 @@ def max_voltage(a, cols, w, t_max, tm, ts, g, active):
                 break
             # this neuron's weights arriving at t (the group of equal times)
             dw = 0.0
-            while j < n and a[order[j]] == t:
-                if cols[order[j]] == q:
-                    dw += w[order[j]]
-                j += 1
+            while p < p_end and own_g[p] == gi:
+                dw += own_w[p]
+                p += 1
             cur = cur + dw
         best[q] = b
         best_t[q] = bt

@@ -21,7 +21,7 @@ __all__ = ["Gradients", "value_and_grad", "readout_values", "readout_backward", 
            "batch_backward", "READOUTS"]
 
 #: Readouts a loss or the torch bridge can take of a population (see :func:`read`).
-READOUTS = ("first_spike", "max_voltage", "silent_max_voltage")
+READOUTS = ("first_spike", "max_voltage", "silent_max_voltage", "dead_max_voltage")
 
 
 @dataclass
@@ -67,8 +67,10 @@ def readout_values(results: list[SimulationResult], loss: Loss) -> tuple[np.ndar
 def read(results: list[SimulationResult], readout: str, pop, t_silent: float | None = None,
          silent_slope: float = 0.0) -> tuple[np.ndarray, list]:
     """Readout ``readout`` of ``pop`` for each sample: ``"first_spike"`` (ms),
-    ``"max_voltage"`` (a population that never spikes) or ``"silent_max_voltage"`` (the maximum
-    of V of each neuron that did not spike in the window, ``nan`` for the others).
+    ``"max_voltage"`` (a population that never spikes), ``"silent_max_voltage"`` (the maximum
+    of V of each neuron that did not spike in the window, ``nan`` for the others) or
+    ``"dead_max_voltage"`` (the same for the neurons that spiked on no sample of ``results``,
+    ``nan`` for the others: the dead-neuron rule's readout, computed only where it is needed).
 
     Silent neurons of a first-spike readout read ``t_silent + silent_slope (threshold -
     V_max)`` (see :mod:`eventgrad.losses`). Returns the values, shape ``(batch, pop.size)``,
@@ -77,9 +79,16 @@ def read(results: list[SimulationResult], readout: str, pop, t_silent: float | N
     if readout not in READOUTS:
         raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
 
+    dead = None
+    if readout == "dead_max_voltage" and results:
+        p = results[0].network.population(pop)
+        dead = np.ones(p.size, dtype=bool)
+        for r in results:
+            dead[r.records.ids[r.records.pops == p.index]] = False
+
     def one(r: SimulationResult):
         if readout != "first_spike":
-            mv = max_voltage(r, pop, only_silent=readout == "silent_max_voltage")
+            mv = max_voltage(r, pop, only_silent=readout != "max_voltage", neurons=dead)
             return mv.values, mv
         idx = first_spike_indices(r, pop)
         t = np.full(idx.shape, r.t_max if t_silent is None else t_silent)

@@ -91,13 +91,15 @@ class MaxVoltage:
     vdot_left: np.ndarray
 
 
-def max_voltage(result: SimulationResult, pop, only_silent: bool = False) -> MaxVoltage:
+def max_voltage(result: SimulationResult, pop, only_silent: bool = False,
+                neurons: np.ndarray | None = None) -> MaxVoltage:
     """Exact maximum of V over ``[0, t_max]`` for a non-spiking population.
 
     Raises ValueError if a neuron of ``pop`` spiked (the maximum of a spiking neuron is its
     threshold; use a population with ``threshold=inf`` as a readout), unless ``only_silent``:
     then the maxima of the neurons that never spiked are returned and the entries of the
-    others are ``nan`` (``kind`` -1).
+    others are ``nan`` (``kind`` -1). ``neurons`` (bool, shape ``(pop.size,)``; with
+    ``only_silent``) restricts the work to those neurons: the others are ``nan`` too.
     """
     p = result.network.population(pop)
     if isinstance(p, InputPopulation):
@@ -107,8 +109,18 @@ def max_voltage(result: SimulationResult, pop, only_silent: bool = False) -> Max
     if fired.any() and not only_silent:
         raise ValueError(f"pop: population {p.name!r} spiked; max_voltage is defined for "
                          "non-spiking readouts (LIF(threshold=inf))")
+    active = ~fired
+    if neurons is not None:
+        neurons = np.asarray(neurons)
+        if neurons.shape != (p.size,) or neurons.dtype != bool:
+            raise ValueError(f"neurons must be a bool array of shape ({p.size},), got "
+                             f"{neurons.dtype} {neurons.shape}")
+        active &= neurons
     nrn = p.neuron
     a, cols, w = _arrival_list(result, p)
+    if neurons is not None:
+        keep = active[cols]
+        a, cols, w = a[keep], cols[keep], w[keep]
     best, best_t, kind, vdot = _fast.max_voltage(a, cols, w, float(result.t_max), nrn.tau_mem,
-                                                 nrn.tau_syn, nrn.g, ~fired)
+                                                 nrn.tau_syn, nrn.g, active)
     return MaxVoltage(best, best_t, kind, vdot)

@@ -89,8 +89,9 @@ def eventprop(network: Network, spikes: Sequence[Spikes], t_max: float,
     delays : one float64 tensor per projection (ms), or None to keep the network's delays
     readouts : sequence of ``(readout, pop)``: ``"first_spike"`` (ms; silent neurons give
         ``t_silent``, default ``t_max``, with zero gradient), ``"max_voltage"`` (a population
-        that never spikes) or ``"silent_max_voltage"`` (max of V of the neurons that did not
-        spike, ``nan`` for those that did; see :func:`eventgrad.gradients.read`)
+        that never spikes), ``"silent_max_voltage"`` (max of V of the neurons that did not
+        spike, ``nan`` for those that did) or ``"dead_max_voltage"`` (the same for neurons
+        that spiked on no sample of the batch); see :func:`eventgrad.gradients.read`
     Returns a tuple of tensors, one per readout, each of shape ``(batch, pop.size)``.
     """
     spec = {"network": network, "spikes": list(spikes), "t_max": float(t_max),

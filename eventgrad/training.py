@@ -299,7 +299,7 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
     if method == "eventprop":
         from .torch import eventprop
         readouts = ((loss_fn.readout, loss_fn.pop),) + tuple(
-            ("silent_max_voltage", p.index) for p in revive_pops)
+            ("dead_max_voltage", p.index) for p in revive_pops)
 
         def batch_loss(idx):
             vals, *vmax = eventprop(net, [task.inputs[i] for i in idx], task.t_max, params,

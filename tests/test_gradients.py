@@ -252,7 +252,8 @@ def test_silent_slope_rule_gradient_matches_differences():
 
 def test_dead_neuron_rule_gradient_matches_differences():
     """The training objective with the dead-neuron rule, loss + revive * penalty over the hidden
-    neurons silent on every sample (torch bridge, readout "silent_max_voltage"), has the exact
+    neurons silent on every sample (torch bridge, readouts "silent_max_voltage" and
+    "dead_max_voltage"), has the exact
     gradient: central differences of the same forward pass, over a batch of three samples. The
     penalty reaches only the input weights of the dead neurons."""
     import torch
@@ -283,6 +284,8 @@ def test_dead_neuron_rule_gradient_matches_differences():
         t, _ = read(results, "first_spike", "output")
         vm, _ = read(results, "silent_max_voltage", "hidden")
         assert np.array_equal(np.isnan(vm), counts > 0)
+        vd, _ = read(results, "dead_max_voltage", "hidden")    # only the dead neurons' maxima
+        assert np.isnan(vd[:, ~dead]).all() and np.array_equal(vd[:, dead], vm[:, dead])
         value = float(loss(torch.tensor(t), labels)) + revive * float(
             np.sum(1.0 - np.max(vm[:, dead], axis=0)))       # the penalty, by hand
         sig = tuple(tuple(r.spike_counts(p).tolist()) for r in results for p in n.populations)
@@ -290,7 +293,7 @@ def test_dead_neuron_rule_gradient_matches_differences():
 
     params = [torch.tensor(w, requires_grad=True) for w in (w1, w2)]
     t, vm = eventprop(net.copy(), batch, t_max, params,
-                      readouts=(("first_spike", "output"), ("silent_max_voltage", "hidden")))
+                      readouts=(("first_spike", "output"), ("dead_max_voltage", "hidden")))
     L = loss(t, labels) + revive * dead_neuron_penalty(vm, ~torch.isnan(vm), 1.0)
     assert float(L.detach()) == pytest.approx(objective([w1, w2])[0], rel=1e-13)
     L.backward()
@@ -310,3 +313,21 @@ def test_dead_neuron_rule_gradient_matches_differences():
     g = params2[0].grad.numpy()
     assert np.all(g[:, :4] == 0) and np.all(g[:, 4:] < 0)
     assert params2[1].grad is None or np.all(params2[1].grad.numpy() == 0)
+
+
+def test_max_voltage_neurons_mask():
+    """``neurons`` restricts max_voltage to a subset: the same values there, nan elsewhere;
+    a mask of the wrong shape or type is an error that names it."""
+    from eventgrad.readout import max_voltage
+
+    rng = np.random.default_rng(3)
+    net = eg.Network.feedforward([3, 5], eg.LIF(20.0, 5.0), weights=[rng.uniform(0, 1, (3, 5))])
+    res = eg.simulate(net, _inputs(rng), 40.0)
+    full = max_voltage(res, 0, only_silent=True)
+    mask = np.array([True, False, True, False, False])
+    part = max_voltage(res, 0, only_silent=True, neurons=mask)
+    ok = mask & ~np.isnan(full.values)
+    np.testing.assert_array_equal(part.values[ok], full.values[ok])
+    assert np.isnan(part.values[~mask]).all() and (part.kind[~mask] == -1).all()
+    with pytest.raises(ValueError, match="neurons"):
+        max_voltage(res, 0, only_silent=True, neurons=np.ones(4, dtype=bool))
