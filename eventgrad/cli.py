@@ -341,7 +341,7 @@ def _yinyang(args: argparse.Namespace) -> int:
           f"{0 if task.validation is None else len(task.validation.inputs)} / "
           f"{0 if task.test is None else len(task.test.inputs)} train / validation / test; "
           f"{args.epochs} Adam epochs, lr {args.lr:g}, decay {args.lr_decay:g}/epoch, batch "
-          f"{args.batch_size}")
+          f"{args.batch_size}, dead-neuron rule {args.revive:g}")
     res = _train(task, args)
     s = res.summary
     hist = res.history
@@ -406,7 +406,8 @@ def _training_args(p: argparse.ArgumentParser, epochs: int, lr: float, decay: fl
     p.add_argument("--batch-size", type=int, default=None, help="default: full batch")
     p.add_argument("--revive", type=float, default=0.0,
                    help="dead-neuron rule: push hidden neurons silent on a whole batch toward "
-                        "threshold with this strength (0: off; see eventgrad.losses)")
+                        "threshold with this strength (0: off; yinyang default 0.1; see "
+                        "eventgrad.losses)")
     p.add_argument("--dt", type=float, default=0.1, help="time step of the surrogate path (ms)")
     p.add_argument("--surrogate", choices=SURROGATES, default="superspike")
     p.add_argument("--scale", type=float, default=10.0, help="surrogate scale (1/voltage)")
@@ -496,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
                        "5-200-3, tau 20/5 ms, Adam 5e-3, batch 32, lr x0.95/epoch); accuracy "
                        "on the test set by the exact engine")
     _training_args(p, epochs=100, lr=5e-3, decay=0.95, clip=0.0)
-    p.set_defaults(batch_size=32)
+    p.set_defaults(batch_size=32, revive=0.1)
     p.add_argument("--hidden", type=int, default=200, help="hidden neurons")
     p.add_argument("--tau-mem", type=float, default=20.0, help="membrane time constant (ms)")
     p.add_argument("--tau-syn", type=float, default=5.0, help="synaptic time constant (ms)")

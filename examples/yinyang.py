@@ -29,7 +29,8 @@ def main(argv=None) -> dict:
     for seed in range(args.seeds):
         task = tasks.yinyang(seed, **sizes)          # same data for every seed (data_seed=0)
         res = training.train(task, method="eventprop", epochs=epochs, lr=5e-3, batch_size=32,
-                             lr_decay=0.95, seed=seed, progress=not args.quick)
+                             lr_decay=0.95, seed=seed, revive=0.1,  # dead-neuron rule
+                             progress=not args.quick)
         s = res.summary                              # exact event engine
         acc.append(s["test_accuracy"])
         print(f"seed {seed}: test accuracy {100 * s['test_accuracy']:.2f} % (validation "
