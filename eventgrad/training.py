@@ -496,8 +496,6 @@ def newton_refine(task, network: Network, steps: int = 20, tol: float = 0.0,
         raise ValueError("newton_refine needs a task with target times")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not (math.isfinite(revive) and revive >= 0):
-        raise ValueError(f"revive must be finite and >= 0, got {revive!r}")
     if method == "eventprop" and discrete_options:
         raise ValueError(f"options {sorted(discrete_options)} apply to method='surrogate' only")
     net = network.copy()
