@@ -128,8 +128,9 @@ def _adjoint_inputs(result: SimulationResult, terms: list[tuple]
                 probes.append(VoltageProbe(pop.index, sil, mv.times[sil], -slope * dvalues[sil],
                                            mv.kind[sil] == AT_ARRIVAL, mv.vdot_left[sil],
                                            mv.kind[sil] == AT_END))
-        else:   # max_voltage; silent_max_voltage has no value (nan, kind -1) where it spiked.
-            # Entries with a zero derivative add nothing: no probe (the backward stays short)
+        else:   # the max-voltage readouts; silent_/dead_max_voltage have no value (nan,
+            # kind -1) for neurons that spiked. Entries with a zero derivative add nothing:
+            # no probe (the backward stays short)
             pop = result.network.population(pop_key)
             on = np.flatnonzero((aux.kind >= 0) & (dvalues != 0.0))
             probes.append(VoltageProbe(pop.index, on, aux.times[on], dvalues[on],

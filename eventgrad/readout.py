@@ -118,9 +118,6 @@ def max_voltage(result: SimulationResult, pop, only_silent: bool = False,
         active &= neurons
     nrn = p.neuron
     a, cols, w = _arrival_list(result, p)
-    if neurons is not None:
-        keep = active[cols]
-        a, cols, w = a[keep], cols[keep], w[keep]
     best, best_t, kind, vdot = _fast.max_voltage(a, cols, w, float(result.t_max), nrn.tau_mem,
                                                  nrn.tau_syn, nrn.g, active)
     return MaxVoltage(best, best_t, kind, vdot)
