@@ -332,11 +332,13 @@ def _yinyang(args: argparse.Namespace) -> int:
     task = tasks.yinyang(args.seed, hidden=args.hidden, tau_mem=args.tau_mem,
                          tau_syn=args.tau_syn, n_train=args.train_size,
                          n_validation=args.validation_size, n_test=args.test_size,
-                         data_seed=args.data_seed, silent_slope=args.silent_slope)
+                         data_seed=args.data_seed, silent_slope=args.silent_slope,
+                         generator=args.generator)
+    data = "Kriener et al.'s splits (seeds 42 / 41 / 40)" if args.generator == "kriener" \
+        else f"data seed {0 if args.data_seed is None else args.data_seed}"
     dt_note = f", dt {args.dt:g} ms, {args.surrogate} {args.scale:g}" \
         if args.method == "surrogate" else ""
-    print(f"eventgrad {__version__}: {task.name} (seed {args.seed}, data seed "
-          f"{args.data_seed}), {args.method}{dt_note}; tau_mem {args.tau_mem:g} ms, tau_syn "
+    print(f"eventgrad {__version__}: {task.name} (seed {args.seed}, {data}), {args.method}{dt_note}; tau_mem {args.tau_mem:g} ms, tau_syn "
           f"{args.tau_syn:g} ms; {len(task.inputs)} / "
           f"{0 if task.validation is None else len(task.validation.inputs)} / "
           f"{0 if task.test is None else len(task.test.inputs)} train / validation / test; "
@@ -361,7 +363,9 @@ def _yinyang(args: argparse.Namespace) -> int:
     if args.json:
         _write_json(args.json, {
             "command": "yinyang", "task": task.name, "method": args.method, "seed": args.seed,
-            "data_seed": args.data_seed, "accuracy": s["accuracy"],
+            "data_seed": (0 if args.data_seed is None else args.data_seed)
+            if args.generator == "eventgrad" else None, "generator": args.generator,
+            "accuracy": s["accuracy"],
             "accuracy_split": s["accuracy_split"], "test_accuracy": acc["test"],
             "validation_accuracy": acc["validation"], "train_accuracy": acc["train"],
             "initial_train_accuracy": s["initial"]["train_accuracy"], "loss": s["loss"],
@@ -504,8 +508,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-size", type=int, default=5000)
     p.add_argument("--validation-size", type=int, default=1000)
     p.add_argument("--test-size", type=int, default=1000)
-    p.add_argument("--data-seed", type=int, default=0,
-                   help="seeds the data set (--seed seeds the weights and the batch order)")
+    p.add_argument("--data-seed", type=int, default=None,
+                   help="seeds the data set (--seed seeds the weights and the batch order); "
+                        "default 0; not with --generator kriener")
+    p.add_argument("--generator", choices=("eventgrad", "kriener"), default="eventgrad",
+                   help="eventgrad: independent seeded draws (default); kriener: the reference "
+                        "generator's splits (train / validation / test seeds 42 / 41 / 40), "
+                        "the ones published results are reported on")
     p.add_argument("--silent-slope", type=float, default=5.0,
                    help="silent-neuron rule of the loss (ms per unit voltage): a silent output "
                         "reads t_max + slope (threshold - V_max); 0: zero gradient")

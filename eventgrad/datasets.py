@@ -14,13 +14,26 @@ the disc of radius ``r_big = 0.5`` centred at ``(0.5, 0.5)``; its two dots have 
 (label 1 is the region the reference generator calls yin.) Samples are drawn by choosing the
 class uniformly at random and then rejection-sampling a point of that class, so the classes are
 balanced in expectation, as in the reference.
+
+Two generators follow that recipe. :func:`yinyang` draws from numpy's ``Generator`` (vectorised
+rejection sampling); :func:`yinyang_reference` consumes numpy's legacy Mersenne-Twister stream
+in the reference generator's order (per sample: one ``randint(3)`` for the class, then pairs
+``rand(2)`` until a point of that class is found), so with the seeds of the reference README
+(train 42, validation 41, test 40; :data:`KRIENER_SEEDS`) it yields the splits the published
+Yin-Yang results were reported on. Same seed, different generator: different points.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["yinyang_class", "yinyang"]
+__all__ = ["yinyang_class", "yinyang", "yinyang_reference", "KRIENER_SEEDS"]
+
+#: Seeds of the train / validation / test splits in the reference generator's README
+#: (Kriener, Göltz & Petrovici 2021, github.com/lkriener/yin_yang_data_set).
+KRIENER_SEEDS: dict[str, int] = {"train": 42, "validation": 41, "test": 40}
 
 
 def yinyang_class(x, y, r_small: float = 0.1, r_big: float = 0.5) -> np.ndarray:
@@ -57,3 +70,44 @@ def yinyang(n: int, seed: int = 0, r_small: float = 0.1, r_big: float = 0.5
             pts[idx[got:got + take.shape[0]]] = take
             got += take.shape[0]
     return pts, goals.astype(np.int64)
+
+
+def yinyang_reference(n: int, seed: int = 42, r_small: float = 0.1, r_big: float = 0.5
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` Yin-Yang points and labels in the reference generator's random sequence.
+
+    Returns ``(points (n, 2), labels (n,))`` as :func:`yinyang` does. The draws follow the
+    reference generator (Kriener et al. 2021) step by step on
+    ``numpy.random.RandomState(seed)``: for each sample a goal class ``randint(3)``, then
+    points ``rand(2) * 2 r_big`` until one lies in the disc and has the goal class. The first
+    ``n`` samples do not depend on ``n``. Seeds of the published splits:
+    :data:`KRIENER_SEEDS`. Pure Python per draw (about 4 draws per sample).
+    """
+    if int(n) != n or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    if int(seed) != seed or not 0 <= seed < 2 ** 32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    # distances as sqrt(dx**2 + dy**2) (not hypot), so that points within an ulp of a
+    # boundary get the reference's decision too
+    def dist(x: float, y: float, cx: float) -> float:
+        return math.sqrt((x - cx) ** 2 + (y - r_big) ** 2)
+
+    def label(x: float, y: float) -> int:
+        d_r, d_l = dist(x, y, 1.5 * r_big), dist(x, y, 0.5 * r_big)
+        if d_r < r_small or d_l < r_small:
+            return 2
+        return int(d_r <= r_small or r_small < d_l <= 0.5 * r_big
+                   or (y > r_big and d_r > 0.5 * r_big))
+
+    rs = np.random.RandomState(int(seed))
+    pts = np.empty((int(n), 2))
+    lab = np.empty(int(n), dtype=np.int64)
+    for i in range(int(n)):
+        goal = int(rs.randint(3))
+        while True:
+            x, y = (float(v) for v in rs.rand(2) * 2.0 * r_big)
+            if dist(x, y, r_big) <= r_big and label(x, y) == goal:
+                break
+        pts[i] = x, y
+        lab[i] = goal
+    return pts, lab

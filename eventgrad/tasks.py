@@ -390,8 +390,8 @@ def yinyang_inputs(points, t_late: float = 30.0, bias_time: float = 0.0,
 
 def yinyang(seed: int = 0, hidden: int = 200, tau_mem: float = 20.0, tau_syn: float = 5.0,
             n_train: int = 5000, n_validation: int = 1000, n_test: int = 1000,
-            data_seed: int = 0, t_late: float = 30.0, t_max: float = 60.0,
-            silent_slope: float = 5.0) -> Task:
+            data_seed: int | None = None, t_late: float = 30.0, t_max: float = 60.0,
+            silent_slope: float = 5.0, generator: str = "eventgrad") -> Task:
     """Yin-Yang classification on a 5-``hidden``-3 LIF network; EventProp's configuration.
 
     Parameters
@@ -401,9 +401,16 @@ def yinyang(seed: int = 0, hidden: int = 200, tau_mem: float = 20.0, tau_syn: fl
     tau_mem, tau_syn : float, ms — time constants of all LIF neurons (published: 20, 5;
         threshold 1, reset to 0, no refractory period, no delays)
     n_train, n_validation, n_test : int — sizes of the three splits (5000 / 1000 / 1000)
-    data_seed : int — seeds the data, separately from ``seed``, so that runs with different
-        ``seed`` see the same points (as a benchmark should). The three splits are independent
-        draws (streams of ``numpy.random.SeedSequence(data_seed)``)
+    data_seed : int or None — seeds the data, separately from ``seed``, so that runs with
+        different ``seed`` see the same points (as a benchmark should). With
+        ``generator="eventgrad"`` the three splits are independent draws (streams of
+        ``numpy.random.SeedSequence(data_seed)``; None means 0). With ``generator="kriener"``
+        it must be None: the splits are the reference generator's with the seeds of its README
+        (:data:`eventgrad.datasets.KRIENER_SEEDS`: train 42, validation 41, test 40)
+    generator : ``"eventgrad"`` (default: :func:`eventgrad.datasets.yinyang`) or ``"kriener"``
+        (:func:`eventgrad.datasets.yinyang_reference`: the reference generator's random
+        sequence, i.e. the splits published Yin-Yang results are reported on; the first
+        ``n_train`` / ``n_validation`` / ``n_test`` samples of each)
     t_late : float, ms — encoding window (:func:`yinyang_inputs`)
     t_max : float, ms — simulation window (default 60 ms: the latest input comes at 30 ms)
     silent_slope : float, ms per unit voltage — the loss's silent-neuron rule (see
@@ -426,8 +433,24 @@ def yinyang(seed: int = 0, hidden: int = 200, tau_mem: float = 20.0, tau_syn: fl
     published initialisation 82 of 200 hidden neurons never spike at the start and ~160 after
     100 epochs without it, since a dead neuron's exact gradient is zero).
     """
-    from .datasets import yinyang as draw
+    from . import datasets
 
+    if generator == "eventgrad":
+        data_seed = 0 if data_seed is None else data_seed
+        if int(data_seed) != data_seed or data_seed < 0:
+            raise ValueError(f"data_seed must be a non-negative integer, got {data_seed!r}")
+        seeds = tuple(int(x.generate_state(1)[0])
+                      for x in np.random.SeedSequence(int(data_seed)).spawn(3))
+        draw = datasets.yinyang
+    elif generator == "kriener":
+        if data_seed is not None:
+            raise ValueError(f"data_seed must be None with generator='kriener' (its splits "
+                             f"have the fixed seeds {datasets.KRIENER_SEEDS}), got "
+                             f"{data_seed!r}")
+        seeds = tuple(datasets.KRIENER_SEEDS[k] for k in ("train", "validation", "test"))
+        draw = datasets.yinyang_reference
+    else:
+        raise ValueError(f"generator must be 'eventgrad' or 'kriener', got {generator!r}")
     for name, n in (("n_train", n_train), ("n_validation", n_validation), ("n_test", n_test)):
         if int(n) != n or n < (1 if name == "n_train" else 0):
             raise ValueError(f"{name} must be an integer >= {1 if name == 'n_train' else 0}, "
@@ -444,8 +467,7 @@ def yinyang(seed: int = 0, hidden: int = 200, tau_mem: float = 20.0, tau_syn: fl
     w2 = rng.normal(0.93, 0.1, (int(hidden), 3)) * gain
     net = Network.feedforward([5, int(hidden), 3], nrn, weights=[w1, w2])
     loss = FirstSpikeCrossEntropy(silent_slope=silent_slope)
-    s_tr, s_va, s_te = (int(x.generate_state(1)[0])
-                        for x in np.random.SeedSequence(data_seed).spawn(3))
+    s_tr, s_va, s_te = seeds
     name = f"yinyang 5-{int(hidden)}-3"
     encode = functools.partial(yinyang_inputs, t_late=float(t_late))
 

@@ -277,6 +277,30 @@ def test_yinyang_task_splits_encoding_and_seeding():
         tasks.yinyang_inputs(np.array([[0.5, 1.5]]))
 
 
+def test_yinyang_reference_splits():
+    from eventgrad.datasets import KRIENER_SEEDS, yinyang_reference
+
+    t = tasks.yinyang(0, n_train=120, n_validation=30, n_test=40, generator="kriener")
+    for split, key, n in ((t, "train", 120), (t.validation, "validation", 30),
+                          (t.test, "test", 40)):
+        pts, lab = yinyang_reference(n, KRIENER_SEEDS[key])
+        np.testing.assert_array_equal(split.features, pts)
+        np.testing.assert_array_equal(split.labels, lab)
+    # same weights as with the default generator: only the data change
+    t0 = tasks.yinyang(0, n_train=120, n_validation=30, n_test=40)
+    np.testing.assert_array_equal(t.network.get_weights()[0], t0.network.get_weights()[0])
+    assert not np.array_equal(t.features, t0.features)
+    np.testing.assert_array_equal(
+        tasks.yinyang(0, n_train=120, n_validation=0, n_test=0, data_seed=0).features,
+        t0.features)
+    with pytest.raises(ValueError, match="data_seed must be None"):
+        tasks.yinyang(0, n_train=10, generator="kriener", data_seed=0)
+    with pytest.raises(ValueError, match="generator must be"):
+        tasks.yinyang(0, n_train=10, generator="kriner")
+    with pytest.raises(ValueError, match="data_seed must be a non-negative"):
+        tasks.yinyang(0, n_train=10, data_seed=-1)
+
+
 def test_yinyang_training_loss_falls_and_reports_test_accuracy():
     task = tasks.yinyang(0, hidden=40, n_train=256, n_validation=64, n_test=128)
     res = training.train(task, epochs=3, lr=5e-3, batch_size=32, lr_decay=0.95,
@@ -340,6 +364,17 @@ def test_cli_yinyang_json_plot(tmp_path, capsys):
     assert d["seconds_per_epoch"] > 0
     assert (tmp_path / "yy.png").stat().st_size > 20_000
     assert "test" in capsys.readouterr().out
+    assert d["generator"] == "eventgrad" and d["data_seed"] == 0
+    # the reference generator's splits
+    assert cli.main(["yinyang", "--epochs", "1", "--hidden", "20", "--train-size", "64",
+                     "--validation-size", "0", "--test-size", "32", "--generator", "kriener",
+                     "--no-progress", "--json", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert d["generator"] == "kriener" and d["data_seed"] is None
+    task = tasks.yinyang(0, hidden=20, n_train=64, n_validation=0, n_test=32,
+                         generator="kriener")
+    assert d["initial_train_accuracy"] == task.accuracy()
+    assert "seeds 42 / 41 / 40" in capsys.readouterr().out
 
 
 def test_example_yinyang(monkeypatch, tmp_path, capsys):
