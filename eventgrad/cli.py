@@ -513,8 +513,8 @@ def main(argv: list[str] | None = None) -> int:
                         "default 0; not with --generator kriener")
     p.add_argument("--generator", choices=("eventgrad", "kriener"), default="eventgrad",
                    help="eventgrad: independent seeded draws (default); kriener: the reference "
-                        "generator's splits (train / validation / test seeds 42 / 41 / 40), "
-                        "the ones published results are reported on")
+                        "generator's splits (train / validation / test seeds 42 / 41 / 40 of "
+                        "its README)")
     p.add_argument("--silent-slope", type=float, default=5.0,
                    help="silent-neuron rule of the loss (ms per unit voltage): a silent output "
                         "reads t_max + slope (threshold - V_max); 0: zero gradient")

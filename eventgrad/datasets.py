@@ -19,8 +19,10 @@ Two generators follow that recipe. :func:`yinyang` draws from numpy's ``Generato
 rejection sampling); :func:`yinyang_reference` consumes numpy's legacy Mersenne-Twister stream
 in the reference generator's order (per sample: one ``randint(3)`` for the class, then pairs
 ``rand(2)`` until a point of that class is found), so with the seeds of the reference README
-(train 42, validation 41, test 40; :data:`KRIENER_SEEDS`) it yields the splits the published
-Yin-Yang results were reported on. Same seed, different generator: different points.
+(train 42, validation 41, test 40; :data:`KRIENER_SEEDS`) it yields the reference's own
+splits. (Whether these equal the ``publication_data/`` files of the reference repository, which
+Göltz et al. 2021 and the EventProp reference code load, was not checked: those are binary files
+we have not compared.) Same seed, different generator: different points.
 """
 
 from __future__ import annotations

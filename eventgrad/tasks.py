@@ -409,8 +409,8 @@ def yinyang(seed: int = 0, hidden: int = 200, tau_mem: float = 20.0, tau_syn: fl
         (:data:`eventgrad.datasets.KRIENER_SEEDS`: train 42, validation 41, test 40)
     generator : ``"eventgrad"`` (default: :func:`eventgrad.datasets.yinyang`) or ``"kriener"``
         (:func:`eventgrad.datasets.yinyang_reference`: the reference generator's random
-        sequence, i.e. the splits published Yin-Yang results are reported on; the first
-        ``n_train`` / ``n_validation`` / ``n_test`` samples of each)
+        sequence and seeds; the first ``n_train`` / ``n_validation`` / ``n_test`` samples of
+        each split)
     t_late : float, ms — encoding window (:func:`yinyang_inputs`)
     t_max : float, ms — simulation window (default 60 ms: the latest input comes at 30 ms)
     silent_slope : float, ms per unit voltage — the loss's silent-neuron rule (see
