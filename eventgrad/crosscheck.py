@@ -73,6 +73,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ._json import plain
 from .gradients import readout_values, value_and_grad
 from .losses import Loss
 from .network import InputPopulation, Network
@@ -376,19 +377,7 @@ def format_table(rows: Sequence[dict]) -> str:
 
 def to_json(obj):
     """``obj`` with numpy scalars made plain and non-finite floats made ``None`` (strict JSON)."""
-    if isinstance(obj, dict):
-        return {k: to_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_json(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_json(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
+    return plain(obj, nonfinite="null")
 
 
 def plot(rows: Sequence[dict], path: str, projections: Sequence[str] | None = None,

@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ._json import plain
 from .gradients import readout_values
 from .losses import dead_neuron_penalty
 from .network import InputPopulation, Network
@@ -541,25 +542,7 @@ def newton_refine(task, network: Network, steps: int = 20, tol: float = 0.0,
 # ------------------------------------------------------------------------------ save / load
 def _jsonable(obj):
     """numpy -> lists; non-finite floats -> the strings "inf", "-inf", "nan" (strict JSON)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer, int)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return v if math.isfinite(v) else ("nan" if math.isnan(v) else
-                                           ("inf" if v > 0 else "-inf"))
-    if isinstance(obj, torch.dtype):
-        return str(obj).replace("torch.", "")
-    if obj is None or isinstance(obj, str):
-        return obj
-    return repr(obj)
+    return plain(obj, nonfinite="string")
 
 
 def to_json(obj) -> object:

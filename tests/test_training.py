@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import eventgrad as eg
 from eventgrad import cli, tasks, training
@@ -380,3 +381,19 @@ def test_cli_yinyang_json_plot(tmp_path, capsys):
 def test_example_yinyang(monkeypatch, tmp_path, capsys):
     _run_example("yinyang.py", ["--quick", "--plot", ""], monkeypatch, tmp_path)
     assert "test accuracy over 1 seed(s)" in capsys.readouterr().out
+
+
+def test_json_encodings_of_non_finite_values():
+    from eventgrad import crosscheck
+
+    obj = {"a": np.array([1.5, np.inf, -np.inf, np.nan]), 2: (np.int64(3), np.bool_(True)),
+           "dtype": torch.float32, "none": None, "other": slice(1)}
+    saved = training.to_json(obj)
+    assert saved == {"a": [1.5, "inf", "-inf", "nan"], "2": [3, True], "dtype": "float32",
+                     "none": None, "other": "slice(None, 1, None)"}
+    assert [float(v) for v in saved["a"][:3]] == [1.5, np.inf, -np.inf]
+    assert np.isnan(float(saved["a"][3]))
+    assert crosscheck.to_json(obj)["a"] == [1.5, None, None, None]
+    for enc in (saved, crosscheck.to_json(obj)):
+        json.dumps(enc, allow_nan=False)
+    assert type(saved["2"][0]) is int and type(saved["2"][1]) is bool
