@@ -379,7 +379,8 @@ def test_cli_yinyang_json_plot(tmp_path, capsys):
 
 
 def test_example_yinyang(monkeypatch, tmp_path, capsys):
-    _run_example("yinyang.py", ["--quick", "--plot", ""], monkeypatch, tmp_path)
+    _run_example("yinyang.py", ["--quick", "--plot", "", "--generator", "kriener"], monkeypatch,
+                 tmp_path)
     assert "test accuracy over 1 seed(s)" in capsys.readouterr().out
 
 
