@@ -329,6 +329,9 @@ def _yinyang(args: argparse.Namespace) -> int:
     from . import __version__, tasks, training
 
     _check_outputs(args)
+    if args.generator == "kriener" and args.data_seed is not None:
+        raise SystemExit(f"eventgrad yinyang: --data-seed {args.data_seed} does not apply to "
+                         f"--generator kriener (its splits have the fixed seeds 42 / 41 / 40)")
     task = tasks.yinyang(args.seed, hidden=args.hidden, tau_mem=args.tau_mem,
                          tau_syn=args.tau_syn, n_train=args.train_size,
                          n_validation=args.validation_size, n_test=args.test_size,

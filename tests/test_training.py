@@ -376,6 +376,8 @@ def test_cli_yinyang_json_plot(tmp_path, capsys):
                          generator="kriener")
     assert d["initial_train_accuracy"] == task.accuracy()
     assert "seeds 42 / 41 / 40" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="--data-seed 3 does not apply"):
+        cli.main(["yinyang", "--generator", "kriener", "--data-seed", "3"])
 
 
 def test_example_yinyang(monkeypatch, tmp_path, capsys):
