@@ -332,16 +332,20 @@ def _yinyang(args: argparse.Namespace) -> int:
     if args.generator == "kriener" and args.data_seed is not None:
         raise SystemExit(f"eventgrad yinyang: --data-seed {args.data_seed} does not apply to "
                          f"--generator kriener (its splits have the fixed seeds 42 / 41 / 40)")
+    # the data seed in effect (None: the reference splits' fixed seeds)
+    data_seed = None if args.generator == "kriener" else \
+        (0 if args.data_seed is None else args.data_seed)
     task = tasks.yinyang(args.seed, hidden=args.hidden, tau_mem=args.tau_mem,
                          tau_syn=args.tau_syn, n_train=args.train_size,
                          n_validation=args.validation_size, n_test=args.test_size,
-                         data_seed=args.data_seed, silent_slope=args.silent_slope,
+                         data_seed=data_seed, silent_slope=args.silent_slope,
                          generator=args.generator)
-    data = "Kriener et al.'s splits (seeds 42 / 41 / 40)" if args.generator == "kriener" \
-        else f"data seed {0 if args.data_seed is None else args.data_seed}"
+    data = "Kriener et al.'s splits (seeds 42 / 41 / 40)" if data_seed is None \
+        else f"data seed {data_seed}"
     dt_note = f", dt {args.dt:g} ms, {args.surrogate} {args.scale:g}" \
         if args.method == "surrogate" else ""
-    print(f"eventgrad {__version__}: {task.name} (seed {args.seed}, {data}), {args.method}{dt_note}; tau_mem {args.tau_mem:g} ms, tau_syn "
+    print(f"eventgrad {__version__}: {task.name} (seed {args.seed}, {data}), "
+          f"{args.method}{dt_note}; tau_mem {args.tau_mem:g} ms, tau_syn "
           f"{args.tau_syn:g} ms; {len(task.inputs)} / "
           f"{0 if task.validation is None else len(task.validation.inputs)} / "
           f"{0 if task.test is None else len(task.test.inputs)} train / validation / test; "
@@ -366,9 +370,7 @@ def _yinyang(args: argparse.Namespace) -> int:
     if args.json:
         _write_json(args.json, {
             "command": "yinyang", "task": task.name, "method": args.method, "seed": args.seed,
-            "data_seed": (0 if args.data_seed is None else args.data_seed)
-            if args.generator == "eventgrad" else None, "generator": args.generator,
-            "accuracy": s["accuracy"],
+            "data_seed": data_seed, "generator": args.generator, "accuracy": s["accuracy"],
             "accuracy_split": s["accuracy_split"], "test_accuracy": acc["test"],
             "validation_accuracy": acc["validation"], "train_accuracy": acc["train"],
             "initial_train_accuracy": s["initial"]["train_accuracy"], "loss": s["loss"],

@@ -439,15 +439,15 @@ def yinyang(seed: int = 0, hidden: int = 200, tau_mem: float = 20.0, tau_syn: fl
         data_seed = 0 if data_seed is None else data_seed
         if int(data_seed) != data_seed or data_seed < 0:
             raise ValueError(f"data_seed must be a non-negative integer, got {data_seed!r}")
-        seeds = tuple(int(x.generate_state(1)[0])
-                      for x in np.random.SeedSequence(int(data_seed)).spawn(3))
+        s_tr, s_va, s_te = (int(x.generate_state(1)[0])
+                            for x in np.random.SeedSequence(int(data_seed)).spawn(3))
         draw = datasets.yinyang
     elif generator == "kriener":
         if data_seed is not None:
             raise ValueError(f"data_seed must be None with generator='kriener' (its splits "
                              f"have the fixed seeds {datasets.KRIENER_SEEDS}), got "
                              f"{data_seed!r}")
-        seeds = tuple(datasets.KRIENER_SEEDS[k] for k in ("train", "validation", "test"))
+        s_tr, s_va, s_te = (datasets.KRIENER_SEEDS[k] for k in ("train", "validation", "test"))
         draw = datasets.yinyang_reference
     else:
         raise ValueError(f"generator must be 'eventgrad' or 'kriener', got {generator!r}")
@@ -467,7 +467,6 @@ def yinyang(seed: int = 0, hidden: int = 200, tau_mem: float = 20.0, tau_syn: fl
     w2 = rng.normal(0.93, 0.1, (int(hidden), 3)) * gain
     net = Network.feedforward([5, int(hidden), 3], nrn, weights=[w1, w2])
     loss = FirstSpikeCrossEntropy(silent_slope=silent_slope)
-    s_tr, s_va, s_te = seeds
     name = f"yinyang 5-{int(hidden)}-3"
     encode = functools.partial(yinyang_inputs, t_late=float(t_late))
 

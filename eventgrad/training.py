@@ -540,14 +540,10 @@ def newton_refine(task, network: Network, steps: int = 20, tol: float = 0.0,
 
 
 # ------------------------------------------------------------------------------ save / load
-def _jsonable(obj):
-    """numpy -> lists; non-finite floats -> the strings "inf", "-inf", "nan" (strict JSON)."""
-    return plain(obj, nonfinite="string")
-
-
 def to_json(obj) -> object:
-    """A JSON-ready copy of ``obj`` (see :func:`save` for the encoding of inf/nan)."""
-    return _jsonable(obj)
+    """A JSON-ready copy of ``obj``: numpy -> lists, non-finite floats -> the strings "inf",
+    "-inf", "nan" (strict JSON; see :func:`save`)."""
+    return plain(obj, nonfinite="string")
 
 
 def _float(v) -> float:
@@ -556,7 +552,7 @@ def _float(v) -> float:
 
 def network_to_dict(network: Network) -> dict:
     """Structure and neuron parameters of ``network`` (no weights), JSON-ready."""
-    return _jsonable({
+    return to_json({
         "n_inputs": network.input.size,
         "populations": [{"name": p.name, "size": p.size,
                          "neuron": {"tau_mem": p.neuron.tau_mem, "tau_syn": p.neuron.tau_syn,
@@ -598,7 +594,7 @@ def save(path_prefix: str, result: TrainResult) -> tuple[str, str]:
     doc = {"format": _FORMAT, "network": network_to_dict(net), "config": result.config,
            "history": result.history, "summary": result.summary}
     with open(js, "w") as f:
-        json.dump(_jsonable(doc), f, indent=1, allow_nan=False)
+        json.dump(to_json(doc), f, indent=1, allow_nan=False)
     return npz, js
 
 
