@@ -1,13 +1,20 @@
 """eventgrad: exact event-based simulation and gradients for spiking networks of CuBa LIF neurons.
 
 Units: time in ms, voltage and current dimensionless. The event path is float64 throughout.
+``import eventgrad`` and the event path (simulate, results, gradients of the built-in losses)
+do not import torch; the torch bridge (:mod:`eventgrad.torch`), the time-stepped path and
+training do.
 """
 
+from .event.engines import get_num_threads, set_num_threads
 from .network import InputPopulation, Network, Population, Projection, default_weight_init
 from .neuron import LIF
 from .result import BatchResult, Diagnostics, SimulationResult, SpikeRecord
-from .simulate import DEFAULT_MAX_EVENTS, EventLimitError, simulate
+from .simulate import DEFAULT_MAX_EVENTS, ENGINES, EventLimitError, simulate
 from .spikes import Spikes
+from . import losses
+from .adjoint import GrazingWarning, VoltageProbe, backward
+from .gradients import Gradients, value_and_grad
 
 __version__ = "0.1.0"
 
@@ -22,14 +29,17 @@ __all__ = [
     "simulate",
     "EventLimitError",
     "DEFAULT_MAX_EVENTS",
+    "ENGINES",
     "SimulationResult",
     "BatchResult",
     "SpikeRecord",
     "Diagnostics",
+    "losses",
+    "value_and_grad",
+    "Gradients",
+    "backward",
+    "VoltageProbe",
+    "GrazingWarning",
+    "set_num_threads",
+    "get_num_threads",
 ]
-
-from . import losses  # noqa: E402
-from .adjoint import GrazingWarning, VoltageProbe, backward  # noqa: E402
-from .gradients import Gradients, value_and_grad  # noqa: E402
-
-__all__ += ["losses", "value_and_grad", "Gradients", "backward", "VoltageProbe", "GrazingWarning"]

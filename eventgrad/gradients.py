@@ -1,4 +1,12 @@
-"""``value_and_grad``: forward, loss, EventProp backward, for one sample or a batch."""
+"""``value_and_grad``: forward, readout, loss, EventProp backward, for one sample or a batch.
+
+Data flows one way, through typed records: :func:`eventgrad.simulate` gives a
+:class:`~eventgrad.BatchResult`; :func:`read` gives a :class:`Readout` (the values a loss sees
+and what the adjoint needs to map their derivative back: first-spike records, voltage maxima);
+the loss's derivative with respect to the values goes back through
+:meth:`Readout.adjoint_inputs` (dL/dt per recorded spike, dL/dV probes) into the compiled
+adjoint (:func:`backward_batch`), which returns :class:`Gradients`.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +14,17 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from ._parallel import parallel_chunks, parallel_map
-from .adjoint import GrazingWarning, SampleGradients, VoltageProbe, _warn_grazing, backward
-from .losses import Loss
+from .adjoint import GrazingWarning, grazing_message
+from .event import engines
 from .network import Network
-from .readout import AT_ARRIVAL, AT_END, first_spike_indices, max_voltage
+from .readout import AT_ARRIVAL, AT_END, MaxVoltage, as_batch, max_voltage_batch
 from .result import BatchResult, Diagnostics, SimulationResult
 from .simulate import DEFAULT_MAX_EVENTS, simulate
 from .spikes import Spikes
 
-__all__ = ["Gradients", "value_and_grad", "readout_values", "readout_backward", "sample_backward",
-           "batch_backward", "READOUTS"]
+__all__ = ["Gradients", "Readout", "value_and_grad", "read", "readout_values",
+           "backward_batch", "batch_backward", "READOUTS"]
 
 #: Readouts a loss or the torch bridge can take of a population (see :func:`read`).
 READOUTS = ("first_spike", "max_voltage", "silent_max_voltage", "dead_max_voltage")
@@ -55,176 +61,205 @@ class Gradients:
     result: SimulationResult | BatchResult
 
 
-def readout_values(results: list[SimulationResult], loss: Loss) -> tuple[np.ndarray, list]:
-    """The loss's readout for each sample, shape ``(batch, n)``, and what maps it back.
+@dataclass(frozen=True)
+class Readout:
+    """One readout of one population over a batch.
 
-    For first-spike readouts silent neurons get ``loss.t_silent`` (default ``t_max``).
+    Attributes
+    ----------
+    kind : str — one of :data:`READOUTS`
+    pop : int — index into ``network.populations``
+    values : ndarray (batch, n) — what a loss sees: first-spike times in ms (silent neurons:
+        ``t_silent + silent_slope (threshold - V_max)``), or maxima of V (nan where a
+        ``silent_``/``dead_max_voltage`` readout has no value)
+    first : ndarray (batch, n) int or None — index into the batch's flat records of each
+        neuron's first spike (-1: silent); first-spike readouts only
+    vmax : MaxVoltage or None — the maxima of V the values (or the silent-neuron rule) use
+    silent_slope : float — ms per unit voltage (first-spike readouts)
     """
+
+    kind: str
+    pop: int
+    values: np.ndarray
+    first: np.ndarray | None
+    vmax: MaxVoltage | None
+    silent_slope: float = 0.0
+
+    @staticmethod
+    def of(results, kind: str, pop, t_silent: float | None = None, silent_slope: float = 0.0,
+           workers: int | None = None) -> "Readout":
+        """Read ``kind`` of ``pop`` from ``results``; see :func:`_read`."""
+        return _read(results, kind, pop, t_silent, silent_slope, workers)
+
+    def adjoint_inputs(self, dvalues: np.ndarray, n_records: int, offsets: np.ndarray
+                       ) -> tuple[np.ndarray, list[tuple]]:
+        """``dL/d(values)`` (batch, n) as the adjoint's inputs: dL/dt per flat record and the
+        voltage probes, as a list of ``(sample, pop, neuron, time, dL_dV, at_arrival,
+        vdot_left, at_end)`` column arrays."""
+        dv = np.asarray(dvalues, dtype=np.float64)
+        g = np.zeros(n_records)
+        probes = []
+        if self.kind == "first_spike":
+            has = self.first >= 0
+            np.add.at(g, self.first[has], dv[has])
+            if self.vmax is not None and self.silent_slope > 0.0:
+                probes.append(self._probes(~has & (self.vmax.kind >= 0),
+                                           -self.silent_slope * dv))
+        else:   # entries with no value (nan, kind -1) or a zero derivative add nothing
+            probes.append(self._probes((self.vmax.kind >= 0) & (dv != 0.0), dv))
+        return g, probes
+
+    def _probes(self, sel: np.ndarray, dl: np.ndarray) -> tuple:
+        b, n = np.nonzero(sel)
+        mv = self.vmax
+        kind = mv.kind[b, n]
+        return (b, np.full(b.shape, self.pop, dtype=np.int64), n.astype(np.int64),
+                mv.times[b, n], dl[b, n], kind == AT_ARRIVAL, mv.vdot_left[b, n],
+                kind == AT_END)
+
+
+def read(results, readout: str, pop, t_silent: float | None = None,
+         silent_slope: float = 0.0, workers: int | None = None) -> tuple[np.ndarray, Readout]:
+    """``(values, readout)``: :meth:`Readout.of` and its values, shape ``(batch, n)``."""
+    ro = Readout.of(results, readout, pop, t_silent, silent_slope, workers)
+    return ro.values, ro
+
+
+def _read(results, readout: str, pop, t_silent: float | None = None,
+          silent_slope: float = 0.0, workers: int | None = None) -> Readout:
+    """Readout ``readout`` of ``pop`` for each sample of ``results`` (a BatchResult or a list
+    of results of one network and weights).
+
+    ``"first_spike"`` (ms; silent neurons read ``t_silent + silent_slope (threshold - V_max)``,
+    ``t_silent`` defaulting to ``t_max``; see :mod:`eventgrad.losses`), ``"max_voltage"`` (a
+    population that never spikes), ``"silent_max_voltage"`` (the maximum of V of each neuron
+    that did not spike in the window, ``nan`` for the others) or ``"dead_max_voltage"`` (the
+    same for the neurons that spiked on no sample of the batch, ``nan`` for the others: the
+    dead-neuron rule's readout, computed only where it is needed).
+    """
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+    res = as_batch(results)
+    p = res.network.population(pop)
+    if readout == "first_spike":
+        first = res.first_spike_indices(p)
+        silent = first < 0
+        values = np.full(first.shape, res.t_max if t_silent is None else float(t_silent))
+        values[~silent] = res.records.times[first[~silent]]
+        mv = None
+        if silent_slope > 0.0 and silent.any():
+            mv = max_voltage_batch(res, p, only_silent=True, neurons=silent, workers=workers)
+            values[silent] += silent_slope * (p.neuron.threshold - mv.values[silent])
+        return Readout(readout, p.index, values, first, mv, float(silent_slope))
+    mask = None
+    if readout == "dead_max_voltage":
+        mask = ~np.any(res.spike_counts(p) > 0, axis=0)
+    mv = max_voltage_batch(res, p, only_silent=readout != "max_voltage", neurons=mask,
+                           workers=workers)
+    return Readout(readout, p.index, mv.values, None, mv)
+
+
+def readout_values(results, loss) -> tuple[np.ndarray, Readout]:
+    """The loss's readout (see :func:`read`): its values, shape ``(batch, n)``, and the
+    :class:`Readout`."""
     return read(results, loss.readout, loss.pop, loss.t_silent,
                 getattr(loss, "silent_slope", 0.0))
 
 
-def read(results: list[SimulationResult], readout: str, pop, t_silent: float | None = None,
-         silent_slope: float = 0.0) -> tuple[np.ndarray, list]:
-    """Readout ``readout`` of ``pop`` for each sample: ``"first_spike"`` (ms),
-    ``"max_voltage"`` (a population that never spikes), ``"silent_max_voltage"`` (the maximum
-    of V of each neuron that did not spike in the window, ``nan`` for the others) or
-    ``"dead_max_voltage"`` (the same for the neurons that spiked on no sample of ``results``,
-    ``nan`` for the others: the dead-neuron rule's readout, computed only where it is needed).
+def _probe_arrays(parts: list[tuple], B: int) -> engines.Probes:
+    if not parts:
+        return engines.Probes.empty(B)
+    cols = [np.concatenate([p[c] for p in parts]) for c in range(8)]
+    order = np.argsort(cols[0], kind="stable")
+    cols = [c[order] for c in cols]
+    off = np.zeros(B + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cols[0], minlength=B), out=off[1:])
+    return engines.Probes(off, cols[1].astype(np.int64), cols[2].astype(np.int64),
+                          cols[3].astype(np.float64), cols[4].astype(np.float64),
+                          cols[5].astype(np.bool_), cols[6].astype(np.float64),
+                          cols[7].astype(np.bool_))
 
-    Silent neurons of a first-spike readout read ``t_silent + silent_slope (threshold -
-    V_max)`` (see :mod:`eventgrad.losses`). Returns the values, shape ``(batch, pop.size)``,
-    and per sample what :func:`sample_backward` needs to map a derivative back onto the events.
+
+def backward_batch(results, terms: list[tuple[Readout, np.ndarray]], engine: str = "fast",
+                   workers: int | None = None, warn: bool = True) -> engines.BackwardOutput:
+    """EventProp backward of a batch for a sum of readout terms ``(readout, dL/d(values))``.
+
+    Returns the flat gradients (:class:`eventgrad.event.engines.BackwardOutput`): dL/dw and
+    dL/dd summed over the batch (flat like ``plan.W``; see ``plan.split``), dL/d(input time)
+    and dL/dt of every record (flat), grazing spikes per sample. Issues one
+    :class:`~eventgrad.adjoint.GrazingWarning` for the batch if a crossing was grazing (and
+    ``warn``).
     """
-    if readout not in READOUTS:
-        raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
-
-    dead = None
-    if readout == "dead_max_voltage" and results:
-        p = results[0].network.population(pop)
-        dead = np.ones(p.size, dtype=bool)
-        for r in results:
-            dead[r.records.ids[r.records.pops == p.index]] = False
-
-    def one(r: SimulationResult):
-        if readout != "first_spike":
-            mv = max_voltage(r, pop, only_silent=readout != "max_voltage", neurons=dead)
-            return mv.values, mv
-        idx = first_spike_indices(r, pop)
-        t = np.full(idx.shape, r.t_max if t_silent is None else t_silent)
-        t[idx >= 0] = r.records.times[idx[idx >= 0]]
-        mv = None
-        if silent_slope > 0.0 and np.any(idx < 0):
-            p = r.network.population(pop)
-            mv = max_voltage(r, p, only_silent=True)
-            silent = idx < 0
-            t[silent] += silent_slope * (p.neuron.threshold - mv.values[silent])
-        return t, (idx, mv, silent_slope)
-
-    out = parallel_map(one, results)
-    return np.stack([v for v, _ in out]), [a for _, a in out]
+    res = as_batch(results)
+    rec = res.records
+    g = np.zeros(len(rec.times))
+    parts: list[tuple] = []
+    for ro, dv in terms:
+        gi, pr = ro.adjoint_inputs(dv, len(rec.times), rec.offsets)
+        g += gi
+        parts += pr
+    if not np.all(np.isfinite(g)):
+        raise ValueError(f"dL/d(spike time) must be finite, got {g[~np.isfinite(g)][:3]}")
+    probes = _probe_arrays(parts, len(res))
+    if engine == "reference":
+        out = _reference_batch(res, g, probes)
+    else:
+        out = engines.backward(res.plan, rec, g, res.flat_inputs, probes, res.t_max,
+                               engines.resolve(engine, res.plan), workers)
+    if warn and int(out.n_grazing.sum()):
+        warnings.warn(grazing_message(int(out.n_grazing.sum())), GrazingWarning, stacklevel=3)
+    return out
 
 
-def readout_backward(result: SimulationResult, loss: Loss, aux, dvalues: np.ndarray
-                     ) -> SampleGradients:
-    """EventProp backward of one sample given ``dL/d(readout)`` of shape ``(n,)``."""
-    return sample_backward(result, [(loss.readout, loss.pop, aux, dvalues)])
+def _reference_batch(res: BatchResult, g: np.ndarray, probes: engines.Probes
+                     ) -> engines.BackwardOutput:
+    from .adjoint import probes_of_sample
+    from .event import reference
+
+    gw = np.zeros(res.plan.W.shape[0])
+    gd = np.zeros_like(gw)
+    g_in, g_out, n_graz = [], [], []
+    off = res.records.offsets
+    for b in range(len(res)):
+        r = res[b]
+        w, d, gi, gt, ng = reference.backward(r, g[off[b]:off[b + 1]],
+                                              probes_of_sample(probes, b))
+        gw += np.concatenate([x.ravel() for x in w])
+        gd += np.concatenate([x.ravel() for x in d])
+        g_in.append(gi)
+        g_out.append(gt)
+        n_graz.append(ng)
+    return engines.BackwardOutput(gw, gd, np.concatenate(g_in), np.concatenate(g_out),
+                                  np.asarray(n_graz, dtype=np.int64))
 
 
-def _adjoint_inputs(result: SimulationResult, terms: list[tuple]
-                    ) -> tuple[np.ndarray, list[VoltageProbe]]:
-    """``dL/dt`` per recorded spike and the voltage probes of a sum of readout terms."""
-    g = np.zeros(len(result.records))
-    probes = []
-    for readout, pop_key, aux, dvalues in terms:
-        dvalues = np.asarray(dvalues, dtype=np.float64)
-        if readout == "first_spike":
-            idx, mv, slope = aux
-            has = idx >= 0
-            g[idx[has]] += dvalues[has]
-            if mv is not None:
-                pop = result.network.population(pop_key)
-                sil = np.flatnonzero(~has)
-                probes.append(VoltageProbe(pop.index, sil, mv.times[sil], -slope * dvalues[sil],
-                                           mv.kind[sil] == AT_ARRIVAL, mv.vdot_left[sil],
-                                           mv.kind[sil] == AT_END))
-        else:   # the max-voltage readouts; silent_/dead_max_voltage have no value (nan,
-            # kind -1) for neurons that spiked. Entries with a zero derivative add nothing:
-            # no probe (the backward stays short)
-            pop = result.network.population(pop_key)
-            on = np.flatnonzero((aux.kind >= 0) & (dvalues != 0.0))
-            probes.append(VoltageProbe(pop.index, on, aux.times[on], dvalues[on],
-                                       aux.kind[on] == AT_ARRIVAL, aux.vdot_left[on],
-                                       aux.kind[on] == AT_END))
-    return g, probes
-
-
-def sample_backward(result: SimulationResult, terms: list[tuple]) -> SampleGradients:
-    """EventProp backward of one sample for a sum of readout terms.
-
-    ``terms`` is a list of ``(readout, pop, aux, dvalues)`` with ``readout`` in
-    :data:`READOUTS`, ``aux`` what :func:`readout_values` returned for this
-    sample and ``dvalues`` the loss's derivative with respect to that readout, shape ``(n,)``.
-    """
-    g, probes = _adjoint_inputs(result, terms)
-    return backward(result, g, probes)
-
-
-def batch_backward(results: list[SimulationResult], terms: list[list[tuple]],
-                   workers: int | None = None
+def batch_backward(results, terms: list[list[tuple]], workers: int | None = None,
+                   engine: str = "fast"
                    ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], int]:
-    """EventProp backward of a batch: :func:`sample_backward` of every sample, summed.
-
-    ``terms[b]`` is sample ``b``'s list of readout terms (see :func:`sample_backward`).
-    Returns ``(weights, delays, input_times, n_grazing)``: dL/dw and dL/dd summed over the
-    samples (aligned with ``network.projections``), dL/dt of each sample's input spikes (one
-    array per sample) and the number of grazing spikes in the batch. Samples are processed in
-    chunks on ``workers`` threads (default: all CPUs); the result does not depend on
-    ``workers`` (see :mod:`eventgrad._parallel`).
-    """
-    if len(results) != len(terms):
-        raise ValueError(f"terms must have one entry per result ({len(results)}), "
-                         f"got {len(terms)}")
-    if not results:
-        raise ValueError("results must not be empty")
-    net = results[0].network
-    shapes = [p.shape for p in net.projections]
-
-    def chunk(idx: list[int]):
-        items = [(results[b], *_adjoint_inputs(results[b], terms[b])) for b in idx]
-        for r, g, _ in items:
-            if not np.all(np.isfinite(g)):
-                raise ValueError(f"dL/d(spike time) must be finite, got {g[~np.isfinite(g)][:3]}")
-        plan = getattr(items[0][0], "_fast_plan", None)
-        if plan is not None and all(getattr(r, "_fast_plan", None) is plan for r, _, _ in items):
-            recs = [r.records for r, _, _ in items]
-            fields = ("times", "pops", "ids", "currents", "release_currents")
-            rec = tuple(np.concatenate([getattr(x, f) for x in recs]) for f in fields)
-            rec_off = np.concatenate([[0], np.cumsum([len(x) for x in recs])]).astype(np.int64)
-            ins = [r.inputs for r, _, _ in items]
-            in_off = np.concatenate([[0], np.cumsum([len(x) for x in ins])]).astype(np.int64)
-            pr_off = np.concatenate([[0], np.cumsum([sum(len(q.neurons) for q in pr)
-                                                     for _, _, pr in items])]).astype(np.int64)
-            gw, gd, g_in, _, n_graz = plan.backward_many(
-                rec, rec_off, np.concatenate([g for _, g, _ in items]),
-                np.concatenate([x.times for x in ins]), np.concatenate([x.ids for x in ins]),
-                in_off, results[0].t_max, [pr for _, _, pr in items], pr_off)
-            offs = plan.proj_w_off
-            gw = [gw[offs[j]:offs[j + 1]].reshape(sh) for j, sh in enumerate(shapes)]
-            gd = [gd[offs[j]:offs[j + 1]].reshape(sh) for j, sh in enumerate(shapes)]
-            return gw, gd, [g_in[in_off[k]:in_off[k + 1]] for k in range(len(idx))], \
-                int(n_graz.sum())
-        gw = [np.zeros(sh) for sh in shapes]
-        gd = [np.zeros(sh) for sh in shapes]
-        g_in, n_graz = [], 0
-        for r, g, pr in items:
-            sg = backward(r, g, pr)
-            for i in range(len(shapes)):
-                gw[i] += sg.weights[i]
-                gd[i] += sg.delays[i]
-            g_in.append(sg.input_times)
-            n_graz += sg.n_grazing
-        return gw, gd, g_in, n_graz
-
-    with warnings.catch_warnings():  # one warning for the batch, below
-        warnings.simplefilter("ignore", GrazingWarning)
-        parts = parallel_chunks(chunk, range(len(results)), workers)
-    gw = [np.zeros(sh) for sh in shapes]
-    gd = [np.zeros(sh) for sh in shapes]
-    g_in, n_graz = [], 0
-    for pw, pd, pi, ng in parts:
-        for i in range(len(shapes)):
-            gw[i] += pw[i]
-            gd[i] += pd[i]
-        g_in += pi
-        n_graz += ng
-    if n_graz:
-        _warn_grazing(n_graz)
-    return gw, gd, g_in, n_graz
+    """EventProp backward of a batch given per-sample terms (the earlier interface of
+    :func:`backward_batch`): ``terms[b]`` is a list of ``(readout_kind, pop, readout,
+    dvalues_b)`` with ``readout`` the :class:`Readout` of :func:`read` and ``dvalues_b`` the
+    derivative for sample ``b``. Returns ``(weights, delays, input_times, n_grazing)``:
+    dL/dw and dL/dd summed over the samples (aligned with ``network.projections``), dL/dt of
+    each sample's input spikes (one array per sample), grazing spikes in the batch."""
+    res = as_batch(results)
+    if len(terms) != len(res):
+        raise ValueError(f"terms must have one entry per result ({len(res)}), got {len(terms)}")
+    by_readout: dict[int, tuple[Readout, np.ndarray]] = {}
+    for b, sample_terms in enumerate(terms):
+        for _, _, ro, dv in sample_terms:
+            entry = by_readout.setdefault(id(ro), (ro, np.zeros(ro.values.shape)))
+            entry[1][b] = dv
+    out = backward_batch(res, list(by_readout.values()), engine, workers)
+    off = res.flat_inputs.offsets
+    return (res.plan.split(out.weights), res.plan.split(out.delays),
+            [out.input_times[off[b]:off[b + 1]] for b in range(len(res))],
+            int(out.n_grazing.sum()))
 
 
-def value_and_grad(network: Network, spikes, loss: Loss, t_max: float, target=None,
-                   max_events: int = DEFAULT_MAX_EVENTS) -> tuple[float, Gradients]:
+def value_and_grad(network: Network, spikes, loss, t_max: float, target=None,
+                   max_events: int = DEFAULT_MAX_EVENTS, engine: str = "fast",
+                   workers: int | None = None) -> tuple[float, Gradients]:
     """Loss and its exact gradient (EventProp) with respect to weights, delays, input times.
 
     Parameters
@@ -235,27 +270,33 @@ def value_and_grad(network: Network, spikes, loss: Loss, t_max: float, target=No
     t_max : float, ms
     target : labels ``(batch,)`` or target times, as the loss needs
     max_events : see :func:`eventgrad.simulate`
+    engine : see :mod:`eventgrad.event.engines`; the forward pass and the adjoint both use it
+    workers : threads (default :func:`eventgrad.get_num_threads`)
 
     Returns
     -------
     value : float — the loss (mean over the batch)
     grads : Gradients — of that mean
     """
+    from .losses import Loss
+
     if not isinstance(loss, Loss):
         raise TypeError(f"loss must be an eventgrad.losses.Loss, got {type(loss)}")
-    res = simulate(network, spikes, t_max, max_events=max_events)
+    res = simulate(network, spikes, t_max, max_events=max_events, engine=engine,
+                   workers=workers)
     single = isinstance(spikes, Spikes)
-    results = [res] if single else list(res)
-    vals, aux = readout_values(results, loss)
-    v = torch.tensor(vals, dtype=torch.float64, requires_grad=True)
+    batch = as_batch(res)
+    ro = Readout.of(batch, loss.readout, loss.pop, loss.t_silent,
+                    getattr(loss, "silent_slope", 0.0), workers)
     if single and target is not None and np.ndim(target) == 0:
         target = [target]
-    L = loss(v, target)
-    (dv,) = torch.autograd.grad(L, v)
-    dv = dv.numpy()
-    gw, gd, g_in, n_grazing = batch_backward(
-        results, [[(loss.readout, loss.pop, aux[b], dv[b])] for b in range(len(results))])
-    diag = Diagnostics.combine([r.diagnostics for r in results])
-    grads = Gradients(gw, gd, g_in[0] if single else g_in, n_grazing,
+    value, dv = loss.value_and_grad(ro.values, target)
+    out = backward_batch(batch, [(ro, dv)], engine, workers)
+    plan = batch.plan
+    off = batch.flat_inputs.offsets
+    g_in = [out.input_times[off[b]:off[b + 1]] for b in range(len(batch))]
+    diag: Diagnostics = batch.diagnostics
+    grads = Gradients(plan.split(out.weights), plan.split(out.delays),
+                      g_in[0] if single else g_in, int(out.n_grazing.sum()),
                       diag.min_crossing_slope, res)
-    return float(L.detach()), grads
+    return value, grads

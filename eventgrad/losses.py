@@ -44,9 +44,12 @@ the value and these derivatives are all a loss needs to give.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where a loss is evaluated, not with eventgrad
+    import torch
 
 __all__ = ["Loss", "FirstSpikeCrossEntropy", "SpikeTimeMSE", "MaxVoltageCrossEntropy",
            "dead_neuron_penalty"]
@@ -72,6 +75,18 @@ class Loss:
     def __call__(self, values: torch.Tensor, target=None) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def value_and_grad(self, values: np.ndarray, target=None) -> tuple[float, np.ndarray]:
+        """The loss and its derivative with respect to ``values`` (batch, n), float64 numpy
+        (by torch autograd on :meth:`__call__`)."""
+        import torch
+
+        v = torch.tensor(np.asarray(values, dtype=np.float64), requires_grad=True)
+        L = self(v, target)
+        if not L.requires_grad:
+            return float(L.detach()), np.zeros(v.shape)
+        (dv,) = torch.autograd.grad(L, v)
+        return float(L.detach()), dv.numpy()
+
     def predict(self, values) -> np.ndarray:
         """Predicted class per sample (for classification losses), shape (batch,)."""
         v = np.asarray(values)
@@ -79,6 +94,8 @@ class Loss:
 
 
 def _labels(target, batch: int, n_classes: int) -> torch.Tensor:
+    import torch
+
     if target is None:
         raise ValueError("target: a classification loss needs the labels, shape (batch,)")
     lab = torch.as_tensor(np.asarray(target), dtype=torch.long).reshape(-1)
@@ -119,6 +136,8 @@ class FirstSpikeCrossEntropy(Loss):
         self.tau0, self.tau1, self.alpha = float(tau0), float(tau1), float(alpha)
 
     def __call__(self, values: torch.Tensor, target=None) -> torch.Tensor:
+        import torch
+
         lab = _labels(target, values.shape[0], values.shape[1])
         ce = torch.nn.functional.cross_entropy(-values / self.tau0, lab, reduction="none")
         t_lab = values.gather(1, lab[:, None])[:, 0]
@@ -147,6 +166,8 @@ class SpikeTimeMSE(Loss):
         return t
 
     def __call__(self, values: torch.Tensor, target=None) -> torch.Tensor:
+        import torch
+
         tg = self.targets if target is None else self._check(target)
         if tg is None:
             raise ValueError("target: SpikeTimeMSE needs target times (in the constructor or "
@@ -175,6 +196,8 @@ class MaxVoltageCrossEntropy(Loss):
         self.scale = float(scale)
 
     def __call__(self, values: torch.Tensor, target=None) -> torch.Tensor:
+        import torch
+
         lab = _labels(target, values.shape[0], values.shape[1])
         return torch.nn.functional.cross_entropy(self.scale * values, lab)
 

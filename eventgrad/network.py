@@ -101,12 +101,18 @@ class Projection:
         Position in :attr:`Network.projections`.
 
     Assigning ``weights`` or ``delays`` validates the new values (shape, finiteness, sign).
+    The arrays themselves are read-only (writing into them in place raises), so no value can
+    bypass that validation; assign a new array (or use :meth:`Network.set_weights`) instead.
+    ``weights_version`` and ``delays_version`` count the assignments (the engines' cached
+    plans follow them).
     """
 
     def __init__(self, pre: AnyPopulation, post: Population, weights, delays, index: int) -> None:
         self.pre = pre
         self.post = post
         self.index = index
+        self.weights_version = 0
+        self.delays_version = 0
         self.weights = weights
         self.delays = delays
 
@@ -120,7 +126,10 @@ class Projection:
 
     @weights.setter
     def weights(self, value) -> None:
-        self._weights = _as_weights(value, self.shape, f"weights of projection {self.index}")
+        w = _as_weights(value, self.shape, f"weights of projection {self.index}")
+        w.flags.writeable = False
+        self._weights = w
+        self.weights_version += 1
 
     @property
     def delays(self) -> np.ndarray:
@@ -128,7 +137,10 @@ class Projection:
 
     @delays.setter
     def delays(self, value) -> None:
-        self._delays = _as_delays(value, self.shape, f"delays of projection {self.index}")
+        d = _as_delays(value, self.shape, f"delays of projection {self.index}")
+        d.flags.writeable = False
+        self._delays = d
+        self.delays_version += 1
 
     def __repr__(self) -> str:
         return f"Projection({self.pre.name!r} -> {self.post.name!r}, shape={self.shape})"
@@ -149,6 +161,8 @@ class Network:
         self.input = InputPopulation(n_inputs)
         self._populations: list[Population] = []
         self._projections: list[Projection] = []
+        #: Incremented by every change of structure (a population or projection added).
+        self.structure_version = 0
 
     @property
     def populations(self) -> tuple[Population, ...]:
@@ -174,6 +188,7 @@ class Network:
             raise ValueError(f"name must be unique and not 'input', got {name!r}")
         pop = Population(size, neuron, name, index)
         self._populations.append(pop)
+        self.structure_version += 1
         return pop
 
     def population(self, key, arg: str = "pop") -> AnyPopulation:
@@ -230,6 +245,7 @@ class Network:
             raise ValueError("post: the input population cannot receive projections")
         proj = Projection(pre_p, post_p, weights, delay, len(self._projections))
         self._projections.append(proj)
+        self.structure_version += 1
         return proj
 
     def incoming(self, pop: Population) -> list[Projection]:

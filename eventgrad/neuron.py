@@ -1,58 +1,15 @@
-"""The current-based leaky integrate-and-fire neuron: closed form, maximum, spike-time solver.
+"""The current-based leaky integrate-and-fire neuron: its parameters, and array views of its
+closed form.
 
 Units: time in ms, voltage and current dimensionless (threshold usually 1). Between events a
 neuron obeys::
 
     tau_mem dV/dt = -V + I        tau_syn dI/dt = -I
 
-so over an interval of length ``D`` with no event inside::
-
-    I(D) = I0 exp(-D/tau_syn)
-    V(D) = V0 exp(-D/tau_mem) + I0 k(D)
-
-with the synaptic kernel ``k(D) = tau_syn/(tau_mem - tau_syn) (exp(-D/tau_mem) - exp(-D/tau_syn))``
-(``k(D) = (D/tau) exp(-D/tau)`` when ``tau_mem == tau_syn == tau``).
-
-Numerical forms (all float64)
------------------------------
-Write ``g = 1/tau_syn - 1/tau_mem`` and ``x = D g``. Then exactly::
-
-    k(D) = (D/tau_mem) exp(-D/tau_mem) * phi(x),     phi(x) = (1 - exp(-x)) / x,  phi(0) = 1
-
-``phi`` is evaluated with ``expm1`` and has no cancellation; this form is used for ``|x| <= 1``
-(which includes ``tau_mem == tau_syn``, where ``x = 0``). For ``|x| > 1`` the difference of the two
-exponentials loses at most ~1.5 bits to cancellation, and the direct form is used (it cannot
-overflow, unlike ``expm1(-x)`` for large negative ``x``). The switch is at ``|x| = KERNEL_SWITCH``
-(= 1); both sides agree to a few ulp there and both are tested.
-
-The maximum of V
-----------------
-``V`` is a sum of two decaying exponentials, so it has at most one extremum on ``(0, inf)``. If
-``I0 > V0`` and ``I0 > 0`` (``V`` rising) the maximum is at::
-
-    u = (I0 - V0)/I0,   y = (1 - tau_syn/tau_mem) u,
-    D* = tau_syn u L(y),   L(y) = -log1p(-y)/y,   L(0) = 1
-
-(the closed form for ``dV/dt = 0``, written so that it is exact for ``tau_mem == tau_syn`` and
-stable near it). If ``y >= 1`` or ``D* <= 0`` there is no maximum: ``V`` rises towards 0 for
-ever and can never reach a positive threshold.
-
-Spike-time rule (no crossing is ever missed)
---------------------------------------------
-The threshold is positive (the resting potential is 0), so ``V`` can reach it only while it is
-rising, i.e. on ``[0, D*]``. On an interval ``[0, H]`` the solver computes
-``D_end = min(D*, H)`` and ``V_max = V(D_end)``. **A crossing exists iff the float64 value of
-V_max is >= threshold** (this is also the grazing rule: a maximum that equals the threshold to the
-last bit counts as a spike, one a single ulp below does not; the margin ``threshold - V_max`` of
-each realised maximum that did not cross is reported by the simulator as a diagnostic). The
-crossing is then bracketed on ``[0, D_end]``, where V is monotone, and solved by a safeguarded
-Newton iteration (analytic derivative ``(I - V)/tau_mem``, bisection whenever a step leaves the
-bracket) followed by a bisection down to adjacent floats: the returned ``D`` satisfies
-``V(D) >= threshold > V(prev(D))`` for the float64 closed form, i.e. it is a sign change of
-``V(D) - threshold`` (how many floats around it are "at threshold" depends on the slope: the
-closed form's rounding noise divided by ``dV/dt``). A neuron that starts an interval
-at or above threshold (possible only by rounding, within ulp of a crossing) spikes at once
-(``D = 0``).
+The formulas (closed-form flow, kernel, maximum of V, spike-time solver) are written once, in
+:mod:`eventgrad.event.physics`, where their numerical forms and the spike-time rule are
+documented; :class:`LIF`'s methods apply those same compiled functions element by element to
+numpy arrays, so what they return is exactly what every engine computes.
 """
 
 from __future__ import annotations
@@ -62,12 +19,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _fast
+from .event import physics
 
 __all__ = ["LIF", "KERNEL_SWITCH"]
 
 #: |x| = D |1/tau_syn - 1/tau_mem| below which the expm1-based kernel form is used.
-KERNEL_SWITCH = 1.0
+KERNEL_SWITCH = physics.KERNEL_SWITCH
+
+
+def _flat(*arrays):
+    """Broadcast float64 arrays, flattened (contiguous), and their common shape."""
+    b = np.broadcast_arrays(*[np.asarray(a, dtype=np.float64) for a in arrays])
+    return [np.array(x).ravel() for x in b], b[0].shape
+
+
+def _shaped(x: np.ndarray, shape):
+    out = x.reshape(shape)
+    return out[()] if out.ndim == 0 else out
 
 
 def _check_positive_finite(name: str, value: float) -> float:
@@ -150,42 +118,26 @@ class LIF:
 
         ``D`` may be a scalar or an array; returns the same shape (float64).
         """
-        D = np.asarray(D, dtype=np.float64)
-        tm, ts, g = self.tau_mem, self.tau_syn, self.g
-        x = D * g
-        small = np.abs(x) <= KERNEL_SWITCH
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            xs = np.where(small, x, 1.0)
-            phi = np.where(xs == 0.0, 1.0, -np.expm1(-xs) / np.where(xs == 0.0, 1.0, xs))
-            k_small = (D / tm) * np.exp(-D / tm) * phi
-            if g != 0.0:
-                k_big = ts / (tm - ts) * (np.exp(-D / tm) - np.exp(-D / ts))
-            else:
-                k_big = k_small
-        out = np.where(small, k_small, k_big)
-        return out[()] if out.ndim == 0 else out
+        (d,), shape = _flat(D)
+        return _shaped(physics.kernel_many(d, self.tau_mem, self.tau_syn, self.g), shape)
 
     def kernel_scalar(self, D: float) -> float:
-        """Scalar version of :meth:`kernel` (same formulas; compiled, shared with the fast
-        engine)."""
-        return float(_fast.kernel(float(D), self.tau_mem, self.tau_syn, self.g))
+        """Scalar version of :meth:`kernel`."""
+        return float(physics.kernel(float(D), self.tau_mem, self.tau_syn, self.g))
 
     def propagate(self, V0, I0, D):
         """State ``(V, I)`` after ``D`` ms with no event, threshold and refractoriness ignored.
 
         Arrays broadcast; returns float64 arrays (or scalars for scalar input).
         """
-        V0 = np.asarray(V0, dtype=np.float64)
-        I0 = np.asarray(I0, dtype=np.float64)
-        D = np.asarray(D, dtype=np.float64)
-        V = V0 * np.exp(-D / self.tau_mem) + I0 * self.kernel(D)
-        I = I0 * np.exp(-D / self.tau_syn)
-        return V, I
+        (v, i, d), shape = _flat(V0, I0, D)
+        V, I = physics.propagate_many(v, i, d, self.tau_mem, self.tau_syn, self.g)
+        return _shaped(V, shape), _shaped(I, shape)
 
     def voltage_scalar(self, V0: float, I0: float, D: float) -> float:
-        """``V(D)`` from ``(V0, I0)`` for scalars (compiled, shared with the fast engine)."""
-        return float(_fast.voltage(float(V0), float(I0), float(D), self.tau_mem, self.tau_syn,
-                                   self.g))
+        """``V(D)`` from ``(V0, I0)`` for scalars."""
+        return float(physics.voltage(float(V0), float(I0), float(D), self.tau_mem,
+                                     self.tau_syn, self.g))
 
     def peak_time(self, V0, I0):
         """Time (ms) of the maximum of V on ``(0, inf)`` with no further input.
@@ -193,18 +145,8 @@ class LIF:
         Returns 0 where V is not rising at 0 (``I0 <= V0`` or ``I0 <= 0``) and ``inf`` where V
         rises for ever (towards 0 from below). Arrays broadcast.
         """
-        V0 = np.asarray(V0, dtype=np.float64)
-        I0 = np.asarray(I0, dtype=np.float64)
-        rising = (I0 > V0) & (I0 > 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            u = np.where(rising, (I0 - V0) / np.where(rising, I0, 1.0), 0.0)
-            y = (1.0 - self.tau_syn / self.tau_mem) * u
-            ok = rising & (y < 1.0)
-            ys = np.where(ok & (y != 0.0), y, 0.5)
-            L = np.where(y == 0.0, 1.0, -np.log1p(-ys) / ys)
-            t = self.tau_syn * u * L
-        t = np.where(rising, np.where(ok & (t > 0.0), t, np.inf), 0.0)
-        return t[()] if t.ndim == 0 else t
+        (v, i), shape = _flat(V0, I0)
+        return _shaped(physics.peak_time_many(v, i, self.tau_mem, self.tau_syn), shape)
 
     def max_on_interval(self, V0, I0, H):
         """Maximum of V on ``[0, H]``: returns ``(D_at_max, V_max)`` (arrays broadcast)."""
@@ -217,11 +159,11 @@ class LIF:
         """Root of ``V(D) = threshold`` on ``[0, D_end]`` for scalars.
 
         Preconditions (checked by :meth:`next_crossing`): ``V0 < threshold <= V(D_end)`` and V
-        increasing on ``[0, D_end]``. The compiled solver shared with the fast engine
-        (``eventgrad._fast.solve_crossing``): see the module docs for its rule.
+        increasing on ``[0, D_end]``. See :func:`eventgrad.event.physics.solve_crossing` for
+        its rule.
         """
-        return float(_fast.solve_crossing(float(V0), float(I0), float(D_end), self.tau_mem,
-                                          self.tau_syn, self.g, self.threshold))
+        return float(physics.solve_crossing(float(V0), float(I0), float(D_end), self.tau_mem,
+                                            self.tau_syn, self.g, self.threshold))
 
     def next_crossing(self, V0, I0, H):
         """Time to the first threshold crossing within ``[0, H]`` for arrays of neurons.
@@ -242,17 +184,10 @@ class LIF:
         n_solves : int
             Number of root solves performed.
         """
-        V0 = np.atleast_1d(np.asarray(V0, dtype=np.float64))
-        I0 = np.atleast_1d(np.asarray(I0, dtype=np.float64))
-        theta = self.threshold
-        D_peak, V_peak = self.max_on_interval(V0, I0, H)
-        D = np.full(V0.shape, np.inf)
-        if theta == math.inf:
-            return D, D_peak, V_peak, 0
-        already = V0 >= theta
-        D[already] = 0.0
-        cross = (~already) & (V_peak >= theta)
-        idx = np.flatnonzero(cross)
-        for i in idx:
-            D[i] = self.solve_crossing(float(V0[i]), float(I0[i]), float(D_peak[i]))
-        return D, D_peak, V_peak, len(idx)
+        (v, i, h), _ = _flat(np.atleast_1d(V0), np.atleast_1d(I0), H)
+        th = self.threshold
+        D, Dp, Vp = physics.crossing_many(v, i, h, self.tau_mem, self.tau_syn, self.g,
+                                          th if th < math.inf else math.inf)
+        if th == math.inf:
+            D[:] = np.inf
+        return D, Dp, Vp, int(np.sum((D > 0) & (D < np.inf)))

@@ -1,8 +1,10 @@
 """Readouts of a forward result that losses use: first-spike times and the maximum of V.
 
 Both are exact: first-spike times come from the recorded spikes, the maximum of V over
-``[0, t_max]`` from the closed form on every interval between the arrivals into the
-population (interior maxima where ``dV/dt = 0``, the left limit at arrivals, and the ends).
+``[0, t_max]`` from the closed form on every interval between the arrivals into the population
+(interior maxima where ``dV/dt = 0``, the left limit at arrivals, and the ends; see
+:mod:`eventgrad.event.voltage_max`). The batched forms read a whole :class:`BatchResult` in one
+compiled call.
 """
 
 from __future__ import annotations
@@ -11,14 +13,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _fast
+from .event.voltage_max import AT_ARRIVAL, AT_END, AT_PEAK, AT_START
 from .network import InputPopulation
-from .result import SimulationResult
+from .result import BatchResult, SimulationResult
 
-__all__ = ["first_spike_indices", "MaxVoltage", "max_voltage", "arrivals_into"]
+__all__ = ["first_spike_indices", "MaxVoltage", "max_voltage", "max_voltage_batch",
+           "arrivals_into", "AT_START", "AT_PEAK", "AT_ARRIVAL", "AT_END", "as_batch"]
 
-#: Where the maximum of V lies (values of :attr:`MaxVoltage.kind`).
-AT_START, AT_PEAK, AT_ARRIVAL, AT_END = 0, 1, 2, 3
+
+def as_batch(results) -> BatchResult:
+    """A :class:`BatchResult` of ``results`` (a BatchResult, one result or a list of them)."""
+    if isinstance(results, BatchResult):
+        return results
+    if isinstance(results, SimulationResult):
+        return BatchResult([results])
+    return BatchResult(list(results))
 
 
 def first_spike_indices(result: SimulationResult, pop) -> np.ndarray:
@@ -36,11 +45,16 @@ def first_spike_indices(result: SimulationResult, pop) -> np.ndarray:
     return out
 
 
-def _arrival_list(result: SimulationResult, p) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Arrivals into population ``p`` up to ``t_max``: times, neuron indices, weights (one
-    entry per presynaptic spike and postsynaptic neuron, unsorted)."""
-    a_parts, c_parts, w_parts = [], [], []
+def arrivals_into(result: SimulationResult, pop) -> tuple[np.ndarray, np.ndarray]:
+    """All synaptic arrivals into ``pop`` up to ``t_max`` on a common time axis.
+
+    Returns ``(times, weights)``: the sorted distinct arrival times, shape ``(n,)``, and the
+    summed weight arriving at each neuron at each of them, shape ``(n, pop.size)`` (0 where
+    nothing arrives).
+    """
+    p = result.network.population(pop)
     rec = result.records
+    a_parts, c_parts, w_parts = [], [], []
     for proj in result.network.incoming(p):
         if isinstance(proj.pre, InputPopulation):
             t_pre, id_pre = result.inputs.times, result.inputs.ids
@@ -51,24 +65,12 @@ def _arrival_list(result: SimulationResult, p) -> tuple[np.ndarray, np.ndarray, 
         w_parts.append(result.weights[proj.index][id_pre].ravel())
         c_parts.append(np.tile(np.arange(p.size), t_pre.size))
     if not a_parts:
-        return np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0)
+        return np.zeros(0), np.zeros((0, p.size))
     a, cols, w = np.concatenate(a_parts), np.concatenate(c_parts), np.concatenate(w_parts)
     keep = a <= result.t_max
-    return a[keep], cols[keep].astype(np.int64), w[keep].astype(np.float64)
-
-
-def arrivals_into(result: SimulationResult, pop) -> tuple[np.ndarray, np.ndarray]:
-    """All synaptic arrivals into ``pop`` up to ``t_max`` on a common time axis.
-
-    Returns ``(times, weights)``: the sorted distinct arrival times, shape ``(n,)``, and the
-    summed weight arriving at each neuron at each of them, shape ``(n, pop.size)`` (0 where
-    nothing arrives).
-    """
-    p = result.network.population(pop)
-    a, cols, w = _arrival_list(result, p)
-    times, inv = np.unique(a, return_inverse=True)
+    times, inv = np.unique(a[keep], return_inverse=True)
     W = np.zeros((times.size, p.size))
-    np.add.at(W, (inv, cols), w)
+    np.add.at(W, (inv, cols[keep]), w[keep])
     return times, W
 
 
@@ -76,12 +78,13 @@ def arrivals_into(result: SimulationResult, pop) -> tuple[np.ndarray, np.ndarray
 class MaxVoltage:
     """Maximum of V over ``[0, t_max]`` for each neuron of a population.
 
-    Attributes (all shape ``(pop.size,)``)
+    Attributes (shape ``(pop.size,)`` for one sample, ``(batch, pop.size)`` for a batch)
     ----------
-    values : float64, the maximum (dimensionless voltage)
+    values : float64, the maximum (dimensionless voltage); nan where not computed
     times : float64, where it is reached (ms; the earliest if it is reached more than once)
     kind : int64, AT_START (t = 0), AT_PEAK (interior, dV/dt = 0), AT_ARRIVAL (the left limit
-        at an arrival, where dV/dt jumps from positive to non-positive) or AT_END (t_max)
+        at an arrival, where dV/dt jumps from positive to non-positive) or AT_END (t_max);
+        -1 where not computed
     vdot_left : float64, dV/dt just before ``times`` (1/ms); 0 at an interior peak
     """
 
@@ -89,6 +92,50 @@ class MaxVoltage:
     times: np.ndarray
     kind: np.ndarray
     vdot_left: np.ndarray
+
+    def __getitem__(self, b) -> "MaxVoltage":
+        return MaxVoltage(self.values[b], self.times[b], self.kind[b], self.vdot_left[b])
+
+
+def _fired(batch: BatchResult, p) -> np.ndarray:
+    return batch.spike_counts(p) > 0
+
+
+def max_voltage_batch(results, pop, only_silent: bool = False,
+                      neurons: np.ndarray | None = None, workers: int | None = None
+                      ) -> MaxVoltage:
+    """:func:`max_voltage` of every sample of a batch: arrays of shape ``(batch, pop.size)``.
+
+    ``neurons`` (bool, shape ``(pop.size,)`` or ``(batch, pop.size)``) restricts the work to
+    those entries (the others are nan / -1).
+    """
+    from .event import batch as kernels
+    from .event.engines import threads_for
+
+    res = as_batch(results)
+    p = res.network.population(pop)
+    if isinstance(p, InputPopulation):
+        raise ValueError("pop: max_voltage needs a LIF population, not the input")
+    fired = _fired(res, p)
+    if fired.any() and not only_silent:
+        raise ValueError(f"pop: population {p.name!r} spiked; max_voltage is defined for "
+                         "non-spiking readouts (LIF(threshold=inf))")
+    mask = ~fired
+    if neurons is not None:
+        neurons = np.asarray(neurons)
+        if neurons.dtype != bool or neurons.shape not in ((p.size,), mask.shape):
+            raise ValueError(f"neurons must be a bool array of shape ({p.size},) or "
+                             f"{mask.shape}, got {neurons.dtype} {neurons.shape}")
+        mask &= neurons
+    B = len(res)
+    out_f = np.full((B, p.size, 3), np.nan)
+    out_k = np.full((B, p.size), -1, dtype=np.int64)
+    rec, inp = res.records, res.flat_inputs
+    nch = -(-B // kernels.CHUNK)
+    kernels.run_chunks(kernels.max_voltage_chunks, nch, threads_for(workers), kernels.CHUNK,
+                       res.plan.arrays, res.plan.W, p.index, mask, rec.fields(), rec.offsets,
+                       inp.times, inp.ids, inp.offsets, float(res.t_max), out_f, out_k)
+    return MaxVoltage(out_f[..., 0], out_f[..., 1], out_k, out_f[..., 2])
 
 
 def max_voltage(result: SimulationResult, pop, only_silent: bool = False,
@@ -101,23 +148,4 @@ def max_voltage(result: SimulationResult, pop, only_silent: bool = False,
     others are ``nan`` (``kind`` -1). ``neurons`` (bool, shape ``(pop.size,)``; with
     ``only_silent``) restricts the work to those neurons: the others are ``nan`` too.
     """
-    p = result.network.population(pop)
-    if isinstance(p, InputPopulation):
-        raise ValueError("pop: max_voltage needs a LIF population, not the input")
-    fired = np.zeros(p.size, dtype=bool)
-    fired[result.records.ids[result.records.pops == p.index]] = True
-    if fired.any() and not only_silent:
-        raise ValueError(f"pop: population {p.name!r} spiked; max_voltage is defined for "
-                         "non-spiking readouts (LIF(threshold=inf))")
-    active = ~fired
-    if neurons is not None:
-        neurons = np.asarray(neurons)
-        if neurons.shape != (p.size,) or neurons.dtype != bool:
-            raise ValueError(f"neurons must be a bool array of shape ({p.size},), got "
-                             f"{neurons.dtype} {neurons.shape}")
-        active &= neurons
-    nrn = p.neuron
-    a, cols, w = _arrival_list(result, p)
-    best, best_t, kind, vdot = _fast.max_voltage(a, cols, w, float(result.t_max), nrn.tau_mem,
-                                                 nrn.tau_syn, nrn.g, active)
-    return MaxVoltage(best, best_t, kind, vdot)
+    return max_voltage_batch(result, pop, only_silent, neurons)[0]

@@ -122,11 +122,16 @@ class SimulationResult:
     records : SpikeRecord
         All LIF spikes in event order with the pre-spike currents.
     diagnostics : Diagnostics
+    engine : str
+        The engine that computed it (``"layered"``, ``"general"`` or ``"reference"``; see
+        :mod:`eventgrad.event.engines`). Any engine's adjoint can differentiate it.
+    plan : eventgrad.event.plan.Plan
+        The network's structure and the weights as the compiled engines read them.
     """
 
     def __init__(self, network: Network, weights: list[np.ndarray], delays: list[np.ndarray],
                  t_max: float, inputs: Spikes, records: SpikeRecord,
-                 diagnostics: Diagnostics) -> None:
+                 diagnostics: Diagnostics, engine: str = "reference", plan=None) -> None:
         self.network = network
         self.weights = weights
         self.delays = delays
@@ -134,6 +139,11 @@ class SimulationResult:
         self.inputs = inputs
         self.records = records
         self.diagnostics = diagnostics
+        self.engine = engine
+        if plan is None:
+            from .event.plan import plan_for
+            plan = plan_for(network, weights, delays)
+        self.plan = plan
 
     # ------------------------------------------------------------------ spikes
     def _pop(self, pop):
@@ -252,31 +262,127 @@ class SimulationResult:
 
 
 class BatchResult(Sequence):
-    """Results of a batch of samples: a sequence of :class:`SimulationResult`."""
+    """Results of a batch of samples: a sequence of :class:`SimulationResult`.
+
+    The compiled engines return the whole batch as flat arrays (:attr:`records`, with per-sample
+    offsets); the per-sample results are built from them when they are first asked for, and
+    :meth:`first_spike_times`, :meth:`spike_counts` and :attr:`diagnostics` read the flat arrays
+    directly.
+    """
 
     def __init__(self, results: list[SimulationResult]) -> None:
-        self._results = list(results)
+        results = list(results)
+        if not results:
+            raise ValueError("results must not be empty (a batch has at least one sample)")
+        self._results: list = results
+        first = results[0]
+        self.network, self.t_max, self.engine, self.plan = (first.network, first.t_max,
+                                                            first.engine, first.plan)
+        self.inputs = [r.inputs for r in results]
+        self._records = None
+        self._diag = None
+
+    @classmethod
+    def from_flat(cls, network: Network, plan, t_max: float, inputs: list[Spikes], records,
+                  diag_int: np.ndarray, diag_float: np.ndarray, engine: str) -> "BatchResult":
+        """A batch from the flat output of a compiled engine (see
+        :class:`eventgrad.event.engines.BatchRecords`)."""
+        self = object.__new__(cls)
+        self.network, self.plan, self.t_max, self.engine = network, plan, t_max, engine
+        self.inputs = list(inputs)
+        self._records = records
+        self._diag = (diag_int, diag_float)
+        self._results = [None] * len(self.inputs)
+        return self
+
+    @property
+    def flat_inputs(self):
+        """The input spikes of the batch, flat (:class:`eventgrad.event.engines.FlatInputs`)."""
+        if getattr(self, "_flat_inputs", None) is None:
+            from .event.engines import FlatInputs
+            self._flat_inputs = FlatInputs.of(self.inputs)
+        return self._flat_inputs
+
+    @property
+    def records(self):
+        """All spikes of the batch, flat (:class:`eventgrad.event.engines.BatchRecords`)."""
+        if self._records is None:
+            from .event.engines import BatchRecords
+            self._records = BatchRecords.concat([r.records for r in self._results])
+        return self._records
+
+    def _build(self, b: int) -> SimulationResult:
+        rec = self.records
+        a, e = rec.offsets[b], rec.offsets[b + 1]
+        di, df = self._diag[0][b], self._diag[1][b]
+        diag = Diagnostics(n_events=int(di[0]), n_spikes=int(di[1]), n_predictions=int(di[2]),
+                           n_root_solves=int(di[3]), closest_approach=float(df[0]),
+                           min_crossing_slope=float(df[1]), n_immediate_spikes=int(di[4]),
+                           n_inputs_after_t_max=int(di[5]))
+        plan = self.plan
+        return SimulationResult(self.network, plan.weights, plan.delays, self.t_max,
+                                self.inputs[b],
+                                SpikeRecord(rec.times[a:e], rec.pops[a:e], rec.ids[a:e],
+                                            rec.currents[a:e], rec.release_currents[a:e]),
+                                diag, self.engine, plan)
 
     def __getitem__(self, i):
-        return self._results[i]
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        b = range(len(self))[i]
+        if self._results[b] is None:
+            self._results[b] = self._build(b)
+        return self._results[b]
 
     def __len__(self) -> int:
         return len(self._results)
 
+    def first_spike_indices(self, pop) -> np.ndarray:
+        """Index into :attr:`records` (flat) of each neuron's first spike, ``(batch, n)``;
+        -1 where silent."""
+        from .event.batch import first_spikes
+
+        p = self.network.population(pop)
+        if isinstance(p, InputPopulation):
+            raise ValueError("pop: first spikes of the input are the input spikes")
+        rec = self.records
+        return first_spikes(rec.pops, rec.ids, rec.offsets, p.index, p.size)
+
     def first_spike_times(self, pop) -> np.ndarray:
         """First spike times, shape ``(batch, pop.size)``, ``inf`` where silent."""
-        return np.stack([r.first_spike_times(pop) for r in self._results])
+        p = self.network.population(pop)
+        if isinstance(p, InputPopulation):
+            return np.stack([r.first_spike_times(p) for r in self])
+        idx = self.first_spike_indices(p)
+        out = np.full(idx.shape, np.inf)
+        has = idx >= 0
+        out[has] = self.records.times[idx[has]]
+        return out
 
     def spike_counts(self, pop) -> np.ndarray:
         """Spike counts, shape ``(batch, pop.size)``."""
-        return np.stack([r.spike_counts(pop) for r in self._results])
+        p = self.network.population(pop)
+        if isinstance(p, InputPopulation):
+            return np.stack([r.spike_counts(p) for r in self])
+        rec = self.records
+        sample = np.repeat(np.arange(len(self)), np.diff(rec.offsets))
+        sel = rec.pops == p.index
+        out = np.zeros((len(self), p.size), dtype=np.int64)
+        np.add.at(out, (sample[sel], rec.ids[sel]), 1)
+        return out
 
     @property
     def diagnostics(self) -> Diagnostics:
         """Counts summed and extremes taken over the batch."""
-        return Diagnostics.combine([r.diagnostics for r in self._results])
+        if self._diag is None:
+            return Diagnostics.combine([r.diagnostics for r in self])
+        di, df = self._diag
+        return Diagnostics(n_events=int(di[:, 0].sum()), n_spikes=int(di[:, 1].sum()),
+                           n_predictions=int(di[:, 2].sum()), n_root_solves=int(di[:, 3].sum()),
+                           closest_approach=float(df[:, 0].min()),
+                           min_crossing_slope=float(df[:, 1].min()),
+                           n_immediate_spikes=int(di[:, 4].sum()),
+                           n_inputs_after_t_max=int(di[:, 5].sum()))
 
     def __repr__(self) -> str:
-        return f"BatchResult(batch={len(self)})"
-
-
+        return f"BatchResult(batch={len(self)}, engine={self.engine!r})"

@@ -1,8 +1,8 @@
 """The torch bridge: EventProp as a torch autograd function and an ``nn.Module``.
 
 The forward pass runs the exact event engine; the backward pass runs the adjoint
-(:func:`eventgrad.adjoint.backward`), so any torch loss, optimizer and scheduler can be used on
-the outputs unchanged. Tensors are float64 on the CPU.
+(:func:`eventgrad.gradients.backward_batch`), so any torch loss, optimizer and scheduler can be
+used on the outputs unchanged. Tensors are float64 on the CPU.
 
 >>> import torch, eventgrad as eg
 >>> from eventgrad.torch import SpikingNetwork
@@ -15,74 +15,118 @@ the outputs unchanged. Tensors are float64 on the CPU.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from .gradients import batch_backward, read
-from .network import Network
-from .simulate import DEFAULT_MAX_EVENTS, simulate
+from .gradients import Readout, backward_batch
+from .event.plan import plan_for
+from .network import Network, _as_delays, _as_weights
+from .simulate import DEFAULT_MAX_EVENTS, _check_max_events, _check_t_max, _validate_inputs, \
+    simulate_plan
 from .spikes import Spikes
 
-__all__ = ["EventPropFunction", "SpikingNetwork", "eventprop"]
+__all__ = ["BridgeOptions", "Forward", "EventPropFunction", "SpikingNetwork", "eventprop",
+           "run_forward"]
+
+
+@dataclass(frozen=True)
+class BridgeOptions:
+    """What :class:`EventPropFunction` needs besides the parameter tensors.
+
+    ``readouts``: ``(readout, pop)`` pairs (see :func:`eventgrad.gradients.read`);
+    ``t_silent`` (ms or None for ``t_max``) and ``silent_slope`` (ms per unit voltage): the
+    silent-neuron rule of :mod:`eventgrad.losses`; ``learn_delays``: the parameters include one
+    delay tensor per projection after the weights; ``engine``: see
+    :mod:`eventgrad.event.engines`.
+    """
+
+    network: Network
+    t_max: float
+    readouts: tuple
+    t_silent: float | None = None
+    silent_slope: float = 0.0
+    learn_delays: bool = False
+    max_events: int = DEFAULT_MAX_EVENTS
+    engine: str = "fast"
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy().astype(np.float64, copy=True)
+
+
+@dataclass(frozen=True)
+class Forward:
+    """A forward pass of the bridge: the batch result and its readouts (what the backward
+    needs)."""
+
+    result: object
+    reads: tuple
+    opts: BridgeOptions
+
+
+def run_forward(opts: BridgeOptions, batch: list, params: Sequence[torch.Tensor]) -> Forward:
+    """The event engine on ``batch`` with the parameter tensors' values (the network in
+    ``opts`` is not modified)."""
+    net = opts.network
+    n_proj = len(net.projections)
+    projs = net.projections
+    weights = [_as_weights(_numpy(p), pr.shape, f"weights of projection {pr.index}")
+               for p, pr in zip(params[:n_proj], projs)]
+    delays = ([_as_delays(_numpy(p), pr.shape, f"delays of projection {pr.index}")
+               for p, pr in zip(params[n_proj:2 * n_proj], projs)] if opts.learn_delays
+              else None)
+    res = simulate_plan(net, plan_for(net, weights, delays), batch, opts.t_max,
+                        opts.max_events, opts.engine, None)
+    reads = tuple(Readout.of(res, kind, pop, opts.t_silent, opts.silent_slope)
+                  for kind, pop in opts.readouts)
+    return Forward(res, reads, opts)
 
 
 class EventPropFunction(torch.autograd.Function):
-    """``outputs = f(weights..., delays...)`` by the event engine; backward by EventProp.
-
-    Use :func:`eventprop` rather than calling ``apply`` directly.
-    """
+    """The readouts of a :class:`Forward` as tensors of the parameters; backward by
+    EventProp. Use :func:`eventprop` or :class:`SpikingNetwork` rather than ``apply``."""
 
     @staticmethod
-    def forward(ctx, spec: dict, *params: torch.Tensor):
-        net: Network = spec["network"]
-        n_proj = len(net.projections)
-        weights = [p.detach().cpu().numpy().astype(np.float64) for p in params[:n_proj]]
-        net.set_weights(weights)
-        if spec["learn_delays"]:
-            net.set_delays([p.detach().cpu().numpy().astype(np.float64)
-                            for p in params[n_proj:2 * n_proj]])
-        res = simulate(net, list(spec["spikes"]), spec["t_max"], max_events=spec["max_events"])
-        results = list(res)
-        spec["last_result"] = res
-        outs, auxes = [], []
-        for readout, pop in spec["readouts"]:
-            vals, aux = read(results, readout, pop, spec["t_silent"],
-                             spec.get("silent_slope", 0.0))
-            outs.append(torch.from_numpy(vals))
-            auxes.append(aux)
-        ctx.spec = spec
-        ctx.results = results
-        ctx.auxes = auxes
-        return tuple(outs)
+    def forward(ctx, fwd: Forward, *params: torch.Tensor):
+        ctx.fwd = fwd
+        return tuple(torch.from_numpy(r.values) for r in fwd.reads)
 
     @staticmethod
     def backward(ctx, *grad_outputs):
-        spec = ctx.spec
-        net: Network = spec["network"]
-        n_proj = len(net.projections)
-        gos = [None if go is None else go.detach().cpu().numpy() for go in grad_outputs]
-        terms = [[(readout, pop, aux[b], go[b])
-                  for (readout, pop), aux, go in zip(spec["readouts"], ctx.auxes, gos)
-                  if go is not None] for b in range(len(ctx.results))]
-        gw, gd, _, _ = batch_backward(ctx.results, terms)
-        grads = [torch.from_numpy(g) for g in gw]
-        if spec["learn_delays"]:
-            grads += [torch.from_numpy(g) for g in gd]
+        fwd = ctx.fwd
+        terms = [(r, go.detach().cpu().numpy()) for r, go in zip(fwd.reads, grad_outputs)
+                 if go is not None]
+        out = backward_batch(fwd.result, terms, fwd.opts.engine)
+        plan = fwd.result.plan
+        grads = [torch.from_numpy(g) for g in plan.split(out.weights)]
+        if fwd.opts.learn_delays:
+            grads += [torch.from_numpy(g) for g in plan.split(out.delays)]
         return (None, *grads)
+
+
+def _options(network, t_max, readouts, t_silent, silent_slope, learn_delays, max_events,
+             engine) -> BridgeOptions:
+    if not (np.isfinite(silent_slope) and silent_slope >= 0.0):
+        raise ValueError(f"silent_slope must be finite and >= 0, got {silent_slope!r}")
+    return BridgeOptions(network, _check_t_max(t_max), tuple(tuple(r) for r in readouts),
+                         t_silent, float(silent_slope), bool(learn_delays),
+                         _check_max_events(max_events), engine)
 
 
 def eventprop(network: Network, spikes: Sequence[Spikes], t_max: float,
               weights: Sequence[torch.Tensor], delays: Sequence[torch.Tensor] | None = None,
               readouts: Sequence[tuple[str, object]] = (("first_spike", "output"),),
               t_silent: float | None = None, max_events: int = DEFAULT_MAX_EVENTS,
-              silent_slope: float = 0.0):
+              silent_slope: float = 0.0, engine: str = "fast"):
     """Functional form: readouts of ``network`` with the given parameter tensors.
 
     Parameters
     ----------
-    network : Network — structure and neuron parameters (its weights/delays are overwritten)
+    network : Network — structure and neuron parameters (not modified: the weights and delays
+        used are the tensors')
     spikes : sequence of Spikes — the batch
     t_max : float, ms
     weights : one float64 tensor per projection, shape (n_pre, n_post)
@@ -92,14 +136,14 @@ def eventprop(network: Network, spikes: Sequence[Spikes], t_max: float,
         that never spikes), ``"silent_max_voltage"`` (max of V of the neurons that did not
         spike, ``nan`` for those that did) or ``"dead_max_voltage"`` (the same for neurons
         that spiked on no sample of the batch); see :func:`eventgrad.gradients.read`
+    engine : see :mod:`eventgrad.event.engines`
     Returns a tuple of tensors, one per readout, each of shape ``(batch, pop.size)``.
     """
-    spec = {"network": network, "spikes": list(spikes), "t_max": float(t_max),
-            "readouts": [tuple(r) for r in readouts], "t_silent": t_silent,
-            "silent_slope": float(silent_slope),
-            "learn_delays": delays is not None, "max_events": max_events}
+    opts = _options(network, t_max, readouts, t_silent, silent_slope, delays is not None,
+                    max_events, engine)
+    batch, _ = _validate_inputs(network, list(spikes))
     params = list(weights) + (list(delays) if delays is not None else [])
-    return EventPropFunction.apply(spec, *params)
+    return EventPropFunction.apply(run_forward(opts, batch, params), *params)
 
 
 class SpikingNetwork(nn.Module):
@@ -108,8 +152,7 @@ class SpikingNetwork(nn.Module):
     Parameters
     ----------
     network : Network
-        Structure, neuron parameters and initial weights/delays (copied; the module's
-        ``network`` attribute holds the copy and is kept in sync with the parameters).
+        Structure, neuron parameters and initial weights/delays (copied).
     t_max : float
         Simulation window in ms.
     readout : "first_spike" or "max_voltage", or a sequence of ``(readout, pop)`` pairs
@@ -123,52 +166,54 @@ class SpikingNetwork(nn.Module):
         ms per unit voltage: a silent neuron reports ``t_silent + silent_slope (threshold -
         V_max)`` (exact gradient through V_max; see :mod:`eventgrad.losses`); 0 (default)
         gives the constant ``t_silent`` with zero gradient.
+    engine : see :mod:`eventgrad.event.engines`
 
     Attributes
     ----------
     weights : nn.ParameterList — one (n_pre, n_post) float64 tensor per projection
     delays : nn.ParameterList or None — ms
+    network : a copy of the network with the current parameters
     last_result : the BatchResult of the latest forward pass (spikes, diagnostics)
     """
 
     def __init__(self, network: Network, t_max: float, readout="first_spike", pop="output",
                  learn_delays: bool = False, t_silent: float | None = None,
-                 silent_slope: float = 0.0,
-                 max_events: int = DEFAULT_MAX_EVENTS) -> None:
+                 silent_slope: float = 0.0, max_events: int = DEFAULT_MAX_EVENTS,
+                 engine: str = "fast") -> None:
         super().__init__()
-        self.network = network.copy()
-        self.t_max = float(t_max)
-        if isinstance(readout, str):
-            self.readouts = [(readout, pop)]
-        else:
-            self.readouts = [tuple(r) for r in readout]
-        for r, p in self.readouts:
+        self._network = network.copy()
+        readouts = [(readout, pop)] if isinstance(readout, str) else [tuple(r) for r in readout]
+        for r, p in readouts:
             if r not in ("first_spike", "max_voltage"):
                 raise ValueError(f"readout must be 'first_spike' or 'max_voltage', got {r!r}")
-            self.network.population(p)
-        self.t_silent = t_silent
-        if not (silent_slope >= 0.0 and np.isfinite(silent_slope)):
-            raise ValueError(f"silent_slope must be finite and >= 0, got {silent_slope!r}")
-        self.silent_slope = float(silent_slope)
-        self.max_events = max_events
+            self._network.population(p)
+        self.opts = _options(self._network, t_max, readouts, t_silent, silent_slope,
+                             learn_delays, max_events, engine)
+        self.t_max = self.opts.t_max
         self.weights = nn.ParameterList(
-            [nn.Parameter(torch.from_numpy(w.copy())) for w in self.network.get_weights()])
+            [nn.Parameter(torch.from_numpy(w.copy())) for w in self._network.get_weights()])
         self.delays = (nn.ParameterList(
-            [nn.Parameter(torch.from_numpy(d.copy())) for d in self.network.get_delays()])
+            [nn.Parameter(torch.from_numpy(d.copy())) for d in self._network.get_delays()])
             if learn_delays else None)
         self.last_result = None
+
+    @property
+    def network(self) -> Network:
+        """The module's network with its current weights (and delays)."""
+        self._network.set_weights([_numpy(w) for w in self.weights])
+        if self.delays is not None:
+            self._network.set_delays([_numpy(d) for d in self.delays])
+        return self._network
 
     def forward(self, spikes):
         """Readouts for a batch (a Spikes or a sequence of them): a tensor of shape
         ``(batch, pop.size)``, or a tuple of them for several readouts."""
-        batch = [spikes] if isinstance(spikes, Spikes) else list(spikes)
-        spec = {"network": self.network, "spikes": batch, "t_max": self.t_max,
-                "readouts": self.readouts, "t_silent": self.t_silent,
-                "silent_slope": self.silent_slope,
-                "learn_delays": self.delays is not None, "max_events": self.max_events}
+        batch, _ = _validate_inputs(self._network, [spikes] if isinstance(spikes, Spikes)
+                                    else list(spikes))
         params = list(self.weights) + (list(self.delays) if self.delays is not None else [])
-        outs = EventPropFunction.apply(spec, *params)
-        self.last_result = spec.get("last_result")
+        fwd = run_forward(self.opts, batch, params)
+        self.last_result = fwd.result
+        outs = EventPropFunction.apply(fwd, *params)
         return outs[0] if len(outs) == 1 else outs
 
     @torch.no_grad()

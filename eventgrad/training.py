@@ -128,16 +128,15 @@ def evaluate(task, network: Network | None = None) -> dict:
     also give ``first_spike_times``.
     """
     net = task.network if network is None else network
-    res = simulate(net, task.inputs, task.t_max)
-    results = list(res)
-    vals, aux = readout_values(results, task.loss)
+    res = simulate(net, list(task.inputs), task.t_max)
+    vals, ro = readout_values(res, task.loss)
     with torch.no_grad():
         L = float(task.loss(torch.from_numpy(vals), task.loss_target()))
     out = {"evaluation": EVALUATION, "loss": L}
     if task.loss.readout == "first_spike":   # from the readout's first-spike indices
         first = np.full(vals.shape, np.inf)
-        for b, (r, (idx, _, _)) in enumerate(zip(results, aux)):
-            first[b, idx >= 0] = r.records.times[idx[idx >= 0]]
+        has = ro.first >= 0
+        first[has] = res.records.times[ro.first[has]]
         out["first_spike_times"] = first
     if task.targets is not None:
         err = np.abs(first - np.broadcast_to(task.targets, first.shape))

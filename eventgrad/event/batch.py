@@ -1,0 +1,200 @@
+"""A whole batch in few compiled calls: forward, readouts and adjoint, samples on all threads.
+
+A batch of ``B`` samples is cut into fixed chunks of :data:`CHUNK` consecutive samples; a
+compiled call runs a contiguous range of chunks (releasing the GIL) and the threads of
+:func:`run_chunks` take one range each. Each chunk writes its own part of the outputs, and
+sums over the batch (dL/dw, dL/dd) are formed per chunk in sample order, then over chunks in
+chunk order, so every result is the same, bit for bit, whatever the number of threads.
+
+Inputs and outputs are flat arrays with offsets: sample ``b``'s input spikes are
+``in_t[in_off[b]:in_off[b + 1]]``, its records ``rec_*[rec_off[b]:rec_off[b + 1]]``, its voltage
+probes ``pr_*[pr_off[b]:pr_off[b + 1]]``. There is one chunk runner per engine
+(``forward_chunks_layered`` and ``_general``, ``backward_chunks_layered`` and ``_general``), so
+an engine is compiled only when it is used.
+
+The forward pass writes the records of a chunk into a buffer of ``cap`` entries; a chunk that
+needs more stops and reports it (status 2), and the caller runs the batch again with a larger
+buffer (:func:`eventgrad.event.engines.forward`): nothing is dropped.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from numba import njit
+
+from . import general, layered
+from .arrivals import arrivals_into, by_population
+from .voltage_max import max_voltage_neuron
+
+__all__ = ["CHUNK", "run_chunks", "forward_chunks_layered", "forward_chunks_general",
+           "compact", "backward_chunks_layered", "backward_chunks_general", "first_spikes",
+           "max_voltage_chunks"]
+
+CHUNK = 8  # samples per chunk
+_JIT = {"cache": True, "nogil": True}
+
+OK, EVENT_LIMIT, OVERFLOW, NOT_RUN = 0, 1, 2, 3
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def run_chunks(fn, n_chunks: int, threads: int, *args) -> None:
+    """``fn(c0, c1, *args)`` over the chunks ``0..n_chunks``, cut into ``threads`` contiguous
+    ranges run in parallel (the calling thread takes the first)."""
+    n = max(1, min(threads, n_chunks))
+    if n == 1:
+        fn(0, n_chunks, *args)
+        return
+    pool = _POOLS.get(n)
+    if pool is None:
+        pool = _POOLS[n] = ThreadPoolExecutor(n - 1, thread_name_prefix="eventgrad")
+    edges = [n_chunks * k // n for k in range(n + 1)]
+    futures = [pool.submit(fn, edges[k], edges[k + 1], *args) for k in range(1, n)]
+    fn(edges[0], edges[1], *args)
+    for f in futures:
+        f.result()
+
+
+# --------------------------------------------------------------------------- forward
+@njit(**_JIT)
+def _store(s, c, cap, pos, out, buf_f, buf_i, cnt, status, di, df):
+    """Copy one sample's forward output into its chunk's buffer; returns the new position, or
+    -1 if the chunk is to stop (buffer full or a failed sample)."""
+    st, t, p, i, cur, rel, dgi, dgf = out
+    k = t.shape[0]
+    cnt[s] = k
+    di[s, :] = dgi
+    df[s, :] = dgf
+    if pos + k > (c + 1) * cap:
+        status[s] = OVERFLOW
+        return -1
+    buf_f[pos:pos + k, 0] = t
+    buf_f[pos:pos + k, 1] = cur
+    buf_f[pos:pos + k, 2] = rel
+    buf_i[pos:pos + k, 0] = p
+    buf_i[pos:pos + k, 1] = i
+    status[s] = st
+    return pos + k if st == OK else -1
+
+
+@njit(**_JIT)
+def forward_chunks_layered(c0, c1, P, W, in_t, in_id, in_off, t_max, max_events, chunk, cap,
+                           buf_f, buf_i, cnt, status, di, df):
+    """Chunks ``c0..c1`` of a batch forward pass with the layered engine (see the module
+    docs; outputs are written into the buffers)."""
+    B = in_off.shape[0] - 1
+    for c in range(c0, c1):
+        pos = c * cap
+        for s in range(c * chunk, min(B, (c + 1) * chunk)):
+            a, b = in_off[s], in_off[s + 1]
+            out = layered.forward_sample(P, W, in_t[a:b], in_id[a:b], t_max, max_events)
+            pos = _store(s, c, cap, pos, out, buf_f, buf_i, cnt, status, di, df)
+            if pos < 0:
+                break
+
+
+@njit(**_JIT)
+def forward_chunks_general(c0, c1, P, W, in_t, in_id, in_off, t_max, max_events, chunk, cap,
+                           buf_f, buf_i, cnt, status, di, df):
+    """As :func:`forward_chunks_layered`, with the general engine."""
+    B = in_off.shape[0] - 1
+    for c in range(c0, c1):
+        pos = c * cap
+        for s in range(c * chunk, min(B, (c + 1) * chunk)):
+            a, b = in_off[s], in_off[s + 1]
+            out = general.forward_sample(P, W, in_t[a:b], in_id[a:b], t_max, max_events)
+            pos = _store(s, c, cap, pos, out, buf_f, buf_i, cnt, status, di, df)
+            if pos < 0:
+                break
+
+
+@njit(**_JIT)
+def compact(buf_f, buf_i, cnt, chunk, cap):
+    """The chunk buffers as contiguous per-sample records: ``(rec_off, t, pop, id, current,
+    release current)``."""
+    B = cnt.shape[0]
+    rec_off = np.zeros(B + 1, dtype=np.int64)
+    for s in range(B):
+        rec_off[s + 1] = rec_off[s] + cnt[s]
+    n = rec_off[B]
+    rt, rc, rr = np.empty(n), np.empty(n), np.empty(n)
+    rp, ri = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    for s in range(B):
+        src = (s // chunk) * cap + rec_off[s] - rec_off[(s // chunk) * chunk]
+        for u in range(cnt[s]):
+            k = rec_off[s] + u
+            rt[k], rc[k], rr[k] = buf_f[src + u, 0], buf_f[src + u, 1], buf_f[src + u, 2]
+            rp[k], ri[k] = buf_i[src + u, 0], buf_i[src + u, 1]
+    return rec_off, rt, rp, ri, rc, rr
+
+
+# --------------------------------------------------------------------------- adjoint
+@njit(**_JIT)
+def _probes_of(pr, qa, qb):
+    return (pr[0][qa:qb], pr[1][qa:qb], pr[2][qa:qb], pr[3][qa:qb], pr[4][qa:qb],
+            pr[5][qa:qb], pr[6][qa:qb])
+
+
+@njit(**_JIT)
+def backward_chunks_layered(c0, c1, P, W, rec, rec_off, g_t, in_t, in_id, in_off, t_max, pr,
+                            pr_off, chunk, gw, gd, g_in, g_out, n_graz):
+    """Chunks ``c0..c1`` of a batch adjoint pass with the layered engine: chunk ``c`` adds its
+    samples' dL/dw, dL/dd into ``gw[c]``, ``gd[c]``; dL/d(input time), the complete dL/dt of
+    each record and the grazing counts go to ``g_in``, ``g_out``, ``n_graz``."""
+    rt, rp, ri, rc, rr = rec
+    B = rec_off.shape[0] - 1
+    for c in range(c0, c1):
+        for s in range(c * chunk, min(B, (c + 1) * chunk)):
+            a, b, ia, ib = rec_off[s], rec_off[s + 1], in_off[s], in_off[s + 1]
+            g_in[ia:ib], g_out[a:b], n_graz[s] = layered.backward_sample(
+                P, W, rt[a:b], rp[a:b], ri[a:b], rc[a:b], rr[a:b], g_t[a:b], in_t[ia:ib],
+                in_id[ia:ib], t_max, _probes_of(pr, pr_off[s], pr_off[s + 1]), gw[c], gd[c])
+
+
+@njit(**_JIT)
+def backward_chunks_general(c0, c1, P, W, rec, rec_off, g_t, in_t, in_id, in_off, t_max, pr,
+                            pr_off, chunk, gw, gd, g_in, g_out, n_graz):
+    """As :func:`backward_chunks_layered`, with the general engine."""
+    rt, rp, ri, rc, rr = rec
+    B = rec_off.shape[0] - 1
+    for c in range(c0, c1):
+        for s in range(c * chunk, min(B, (c + 1) * chunk)):
+            a, b, ia, ib = rec_off[s], rec_off[s + 1], in_off[s], in_off[s + 1]
+            g_in[ia:ib], g_out[a:b], n_graz[s] = general.backward_sample(
+                P, W, rt[a:b], rp[a:b], ri[a:b], rc[a:b], rr[a:b], g_t[a:b], in_t[ia:ib],
+                in_id[ia:ib], t_max, _probes_of(pr, pr_off[s], pr_off[s + 1]), gw[c], gd[c])
+
+
+# --------------------------------------------------------------------------- readouts
+@njit(**_JIT)
+def first_spikes(rec_p, rec_i, rec_off, pop, n):
+    """Record index (into the flat records) of each neuron's first spike in population
+    ``pop``, shape ``(B, n)``; -1 where the neuron is silent."""
+    B = rec_off.shape[0] - 1
+    out = np.full((B, n), -1, dtype=np.int64)
+    for s in range(B):
+        for k in range(rec_off[s], rec_off[s + 1]):
+            if rec_p[k] == pop and out[s, rec_i[k]] < 0:
+                out[s, rec_i[k]] = k
+    return out
+
+
+@njit(**_JIT)
+def max_voltage_chunks(c0, c1, chunk, P, W, q, mask, rec, rec_off, in_t, in_id, in_off,
+                       t_max, out_f, out_k):
+    """Exact maximum of V over ``[0, t_max]`` of the neurons of population ``q`` selected by
+    ``mask`` (B, n), for the samples of chunks ``c0..c1``: ``out_f[b, n] = (value, time,
+    vdot_left)`` and ``out_k[b, n]`` the kind (see :mod:`eventgrad.event.voltage_max`)."""
+    B = mask.shape[0]
+    npop = P.pop_size.shape[0]
+    for s in range(c0 * chunk, min(B, c1 * chunk)):
+        a, b, ia, ib = rec_off[s], rec_off[s + 1], in_off[s], in_off[s + 1]
+        first, last, idx = by_population(rec[1][a:b], rec[0][a:b], npop)
+        at, aj, am, _, ag = arrivals_into(P, q, t_max, in_t[ia:ib], in_id[ia:ib], rec[0][a:b],
+                                          rec[2][a:b], first, last, idx)
+        for n in range(mask.shape[1]):
+            if mask[s, n]:
+                v, tv, kd, vd = max_voltage_neuron(P, W, q, n, at, aj, am, ag, t_max)
+                out_f[s, n, 0], out_f[s, n, 1], out_f[s, n, 2] = v, tv, vd
+                out_k[s, n] = kd

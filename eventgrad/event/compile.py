@@ -1,0 +1,103 @@
+"""Compilation of the engines: said once, cached on disk, never stale.
+
+The compiled kernels (numba, ``cache=True``) are compiled on their first call and then loaded
+from numba's cache in later processes. Two things are added here:
+
+* **A one-line notice** on standard error before a kernel is compiled for the first time on
+  this machine (``eventgrad: compiling ... (once; cached for later runs)``), so a first call
+  that takes seconds does not look like a hang.
+* **No stale code.** numba checks a cached kernel against its own source file only; a kernel in
+  one file that calls a function of another file keeps the old compiled callee when only that
+  other file changed (an editable install after ``git pull``). So a stamp in the cache folder
+  records a hash of every engine source file (and the numba and Python versions); when it
+  differs, the engine's cache files are deleted before anything is compiled.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import sys
+
+__all__ = ["announce", "source_hash", "cache_dir"]
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_STAMP = "eventgrad-engine.stamp"
+_checked = False
+_compiled: set[str] = set()
+
+
+def source_hash() -> str:
+    """Hash of the engine's source files and of the numba and Python versions."""
+    import numba
+
+    h = hashlib.sha256(f"{numba.__version__} {sys.version}".encode())
+    for path in sorted(glob.glob(os.path.join(_HERE, "*.py"))):
+        with open(path, "rb") as f:
+            h.update(os.path.basename(path).encode() + f.read())
+    return h.hexdigest()[:20]
+
+
+def cache_dir() -> str | None:
+    """The folder numba caches the engine's kernels in (None if it cannot tell)."""
+    try:
+        from . import batch
+
+        return batch.compact._cache._cache_path
+    except Exception:  # a numba without this (private) attribute
+        return None
+
+
+def _read(path: str) -> list[str]:
+    try:
+        with open(path) as f:
+            return f.read().split()
+    except OSError:
+        return []
+
+
+def _write(path: str, words: list[str]) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(" ".join(words) + "\n")
+    except OSError:
+        pass  # a read-only cache folder: numba then uses another one, or compiles each time
+
+
+def _check(folder: str, stamp: str) -> None:
+    """Delete the engine's cache files if they were compiled from other sources."""
+    global _compiled
+    words = _read(os.path.join(folder, _STAMP))
+    if words[:1] == [stamp]:
+        _compiled = set(words[1:])
+        return
+    mods = [os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(_HERE,
+                                                                                   "*.py"))]
+    for m in mods:
+        for f in glob.glob(os.path.join(folder, f"{m}.*.nb[ic]")):
+            try:
+                os.remove(f)
+            except OSError:
+                pass
+    _compiled = set()
+    _write(os.path.join(folder, _STAMP), [stamp])
+
+
+def announce(what: str = "event engine") -> None:
+    """Say once, before ``what`` is compiled for the first time with these sources, that it is
+    being compiled (and clear stale cache files on the first call of the process)."""
+    global _checked
+    folder = cache_dir()
+    if folder is None:
+        return
+    if not _checked:
+        _checked = True
+        os.makedirs(folder, exist_ok=True)
+        _check(folder, source_hash())
+    if what in _compiled:
+        return
+    print(f"eventgrad: compiling the {what} (once; cached for later runs)", file=sys.stderr,
+          flush=True)
+    _compiled.add(what)
+    _write(os.path.join(folder, _STAMP), [source_hash()] + sorted(_compiled))

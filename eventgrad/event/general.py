@@ -1,0 +1,518 @@
+"""The general compiled engine: one event queue for any topology (recurrence, per-synapse
+delays, refractoriness), and its adjoint.
+
+The algorithm is the reference engine's (:mod:`eventgrad.event.reference`), over flat arrays:
+
+* the queue is a binary heap keyed by ``(time, rank, source, index, sequence)`` with the ranks
+  of :mod:`eventgrad.event.order`; a revised crossing prediction invalidates the old heap entry
+  through a per-neuron version number instead of removing it (stale entries are skipped and not
+  counted);
+* a prediction whose maximum reaches threshold is queued at a lower bound of its crossing time,
+  ``tau_mem (threshold - V0)/(I0 - V0)`` (on the rising part ``dV/dt <= (I0 - V0)/tau_mem``),
+  and solved only if that entry reaches the front of the queue still valid, from the state
+  stored at prediction time, so the spike time is the one an immediate solve gives; most
+  predictions are superseded by a later arrival and never solved;
+* every closed form comes from :mod:`eventgrad.event.physics`, as in the reference engine, so
+  the two agree bit for bit wherever numpy's vectorised exponentials agree with the C
+  library's (cross-tested).
+
+The adjoint rebuilds the event list from the records, sorts it once by the same key and walks it
+backward with the costate (``docs/adjoint.md``). Per-sample outputs: see :func:`forward_sample`
+and :func:`backward_sample` (the same as :mod:`eventgrad.event.layered`'s).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .order import ARRIVAL, PROBE, PROBE_END, RELEASE, SPIKE
+from .physics import (arrival_adjoint, crossing_lower_bound, decay, flow, flow_adjoint,
+                      max_on_interval, release_adjoint, solve_crossing, spike_adjoint)
+
+__all__ = ["forward_sample", "backward_sample"]
+
+INF = math.inf
+_JIT = {"cache": True, "nogil": True}
+
+D_EVENTS, D_SPIKES, D_PRED, D_SOLVES, D_IMMEDIATE, D_LATE = 0, 1, 2, 3, 4, 5
+F_CLOSEST, F_SLOPE, F_FAIL = 0, 1, 2
+# pending prediction of a neuron: int columns, float columns
+PV, PON, PEXACT = 0, 1, 2
+PV0, PI0, PDEND, PT0 = 0, 1, 2, 3
+
+
+# --------------------------------------------------------------------------- binary heap
+# ``ht`` (times) and ``hk`` (int64 columns: rank, source, index, sequence, extra), ordered by
+# (time, rank, source, index, sequence); ``hc = [size, next sequence number]``.
+@njit(**_JIT)
+def _less(ht, hk, i, j):
+    if ht[i] != ht[j]:
+        return ht[i] < ht[j]
+    for c in range(4):
+        if hk[i, c] != hk[j, c]:
+            return hk[i, c] < hk[j, c]
+    return False
+
+
+@njit(**_JIT)
+def _swap(ht, hk, i, j):
+    ht[i], ht[j] = ht[j], ht[i]
+    for c in range(5):
+        hk[i, c], hk[j, c] = hk[j, c], hk[i, c]
+
+
+@njit(**_JIT)
+def _push(ht, hk, hc, t, rank, a, b, x):
+    """Insert an entry; returns the (possibly grown) heap arrays."""
+    hn = hc[0]
+    if hn == ht.shape[0]:
+        ht2 = np.empty(2 * hn)
+        ht2[:hn] = ht
+        hk2 = np.empty((2 * hn, 5), dtype=np.int64)
+        hk2[:hn] = hk
+        ht, hk = ht2, hk2
+    ht[hn] = t
+    hk[hn, 0] = rank
+    hk[hn, 1] = a
+    hk[hn, 2] = b
+    hk[hn, 3] = hc[1]
+    hk[hn, 4] = x
+    hc[1] += 1
+    hc[0] += 1
+    i = hn
+    while i > 0:
+        par = (i - 1) >> 1
+        if not _less(ht, hk, i, par):
+            break
+        _swap(ht, hk, i, par)
+        i = par
+    return ht, hk
+
+
+@njit(**_JIT)
+def _pop(ht, hk, hc):
+    """Remove the smallest entry (read it first)."""
+    hn = hc[0] - 1
+    hc[0] = hn
+    if hn > 0:
+        _swap(ht, hk, 0, hn)
+        i = 0
+        while True:
+            c = 2 * i + 1
+            if c >= hn:
+                break
+            if c + 1 < hn and _less(ht, hk, c + 1, c):
+                c += 1
+            if not _less(ht, hk, c, i):
+                break
+            _swap(ht, hk, i, c)
+            i = c
+
+
+# --------------------------------------------------------------------------- forward
+@njit(**_JIT)
+def _pop_of(pop_off, gi):
+    p = 0
+    while pop_off[p + 1] <= gi:
+        p += 1
+    return p
+
+
+@njit(**_JIT)
+def _advance(P, p, t, V, I, refr, pop_t):
+    """Move population ``p``'s state forward to ``t`` in closed form (refractory V held)."""
+    D = t - pop_t[p]
+    if D > 0.0:
+        em, es, kk = decay(D, P.p_tm[p], P.p_ts[p], P.p_g[p])
+        for q in range(P.pop_off[p], P.pop_off[p + 1]):
+            if refr[q]:
+                V[q], I[q] = P.p_vr[p], I[q] * es
+            else:
+                V[q], I[q] = flow(V[q], I[q], em, es, kk)
+        pop_t[p] = t
+
+
+@njit(**_JIT)
+def _record(R, nrec, t, p, n, I):
+    if nrec == R[0].shape[0]:
+        cap = 2 * nrec
+        R = (_resized(R[0], cap), _resized(R[1], cap), _resized(R[2], cap),
+             _resized(R[3], cap), _resized(R[4], cap))
+    R[0][nrec] = t
+    R[1][nrec] = p
+    R[2][nrec] = n
+    R[3][nrec] = I
+    R[4][nrec] = np.nan
+    return R
+
+
+@njit(**_JIT)
+def _resized(a, cap):
+    b = np.empty(cap, dtype=a.dtype)
+    b[:a.shape[0]] = a
+    return b
+
+
+@njit(**_JIT)
+def _emit_arrivals(P, ht, hk, hc, src, n, t, t_max):
+    """Queue the arrivals of a spike of neuron ``n`` of source ``src`` (-1: input) at ``t``."""
+    for jj in range(P.src_ptr[src + 1], P.src_ptr[src + 2]):
+        j = P.src_proj[jj]
+        r = P.row_ptr[j] + n
+        for k in range(P.grp_ptr[r], P.grp_ptr[r + 1]):
+            ta = t + P.grp_delay[k]
+            if ta <= t_max:
+                ht, hk = _push(ht, hk, hc, ta, ARRIVAL, j, n, k)
+    return ht, hk
+
+
+@njit(**_JIT)
+def _apply_arrival(P, W, j, m, k, t, V, I, refr, pop_t, touched, tlist, ntouch):
+    """One arrival event: population advanced to ``t``, currents jump; the neurons reached are
+    added to ``tlist``. Returns the new length of ``tlist``."""
+    p = P.proj_post[j]
+    _advance(P, p, t, V, I, refr, pop_t)
+    npost = P.proj_npost[j]
+    wrow = P.proj_w_off[j] + m * npost
+    cnt = npost if P.grp_all[k] else P.post_ptr[k + 1] - P.post_ptr[k]
+    for u in range(cnt):
+        c = u if P.grp_all[k] else P.post_idx[P.post_ptr[k] + u]
+        gi = P.pop_off[p] + c
+        I[gi] += W[wrow + c]
+        if not touched[gi]:
+            touched[gi] = True
+            tlist[ntouch] = gi
+            ntouch += 1
+    return ntouch
+
+
+@njit(**_JIT)
+def _realised_peaks(P, tlist, ntouch, t, touched, refr, peak_t, peak_v, df):
+    """Count the realised maxima of the touched neurons (closest approach) and keep the
+    non-refractory ones in ``tlist`` for prediction; returns their number."""
+    npred = 0
+    for u in range(ntouch):
+        gi = tlist[u]
+        touched[gi] = False
+        if peak_t[gi] <= t:
+            p = _pop_of(P.pop_off, gi)
+            if P.p_th[p] - peak_v[gi] < df[F_CLOSEST]:
+                df[F_CLOSEST] = P.p_th[p] - peak_v[gi]
+            peak_t[gi] = INF
+        if not refr[gi]:
+            tlist[npred] = gi
+            npred += 1
+    return npred
+
+
+@njit(**_JIT)
+def _predict(P, gi, t, t_max, V, I, pend_i, pend_f, peak_t, peak_v, ht, hk, hc, di):
+    """Predict neuron ``gi``'s next crossing from its state at ``t`` (lazily: a lower bound is
+    queued and the root solved when it reaches the front of the queue)."""
+    p = _pop_of(P.pop_off, gi)
+    th = P.p_th[p]
+    if th == INF:
+        return ht, hk
+    di[D_PRED] += 1
+    tm, ts, g = P.p_tm[p], P.p_ts[p], P.p_g[p]
+    V0, I0 = V[gi], I[gi]
+    H = t_max - t
+    D_end, Vp = max_on_interval(V0, I0, H, tm, ts, g)
+    Dc = INF
+    if V0 >= th:
+        Dc = 0.0
+    elif Vp >= th:
+        Dc = crossing_lower_bound(V0, I0, D_end, tm, th)
+    pend_i[gi, PV] += 1
+    pend_i[gi, PON] = 0
+    if Dc < INF:
+        exact = V0 >= th
+        if exact:
+            di[D_IMMEDIATE] += 1
+        else:
+            pend_f[gi, PV0], pend_f[gi, PI0], pend_f[gi, PDEND], pend_f[gi, PT0] = V0, I0, D_end, t
+        ht, hk = _push(ht, hk, hc, t + Dc, SPIKE, p, gi - P.pop_off[p], pend_i[gi, PV])
+        pend_i[gi, PON] = 1
+        pend_i[gi, PEXACT] = exact
+        peak_t[gi] = INF
+    else:
+        peak_t[gi] = t + D_end if D_end < H else INF
+    peak_v[gi] = Vp
+    return ht, hk
+
+
+
+@njit(**_JIT)
+def _lazy_solve(P, p, b, pend_i, pend_f, ht, hk, hc, di):
+    """A queued lower bound reached the front still valid: solve from the stored state and
+    queue the exact crossing time."""
+    gi = P.pop_off[p] + b
+    Dc = solve_crossing(pend_f[gi, PV0], pend_f[gi, PI0], pend_f[gi, PDEND], P.p_tm[p],
+                        P.p_ts[p], P.p_g[p], P.p_th[p])
+    di[D_SOLVES] += 1
+    pend_i[gi, PEXACT] = 1
+    return _push(ht, hk, hc, pend_f[gi, PT0] + Dc, SPIKE, p, b, pend_i[gi, PV])
+
+
+@njit(**_JIT)
+def _spike(P, p, n, t, t_max, V, I, refr, pop_t, pend_i, peak_t, R, di, df, ht, hk, hc):
+    """A LIF spike at ``t``: record it, reset, start the refractory period. Returns
+    ``(R, ht, hk, predict_again)``."""
+    gi = P.pop_off[p] + n
+    _advance(P, p, t, V, I, refr, pop_t)
+    nrec = di[D_SPIKES]
+    R = _record(R, nrec, t, p, n, I[gi])
+    di[D_SPIKES] += 1
+    if I[gi] - P.p_th[p] < df[F_SLOPE]:
+        df[F_SLOPE] = I[gi] - P.p_th[p]
+    pend_i[gi, PON] = 0
+    V[gi] = P.p_vr[p]
+    peak_t[gi] = INF
+    if P.p_tref[p] > 0.0:
+        refr[gi] = True
+        tr = t + P.p_tref[p]
+        if tr <= t_max:
+            ht, hk = _push(ht, hk, hc, tr, RELEASE, p, n, nrec)
+        return R, ht, hk, False
+    return R, ht, hk, True
+
+
+@njit(**_JIT)
+def _gather_arrivals(P, W, t, a, b, x, ht, hk, hc, V, I, refr, pop_t, touched, tlist, di):
+    """Apply the arrival just popped and every other arrival at the same time; returns the
+    number of neurons reached (listed in ``tlist``)."""
+    ntouch = _apply_arrival(P, W, a, b, x, t, V, I, refr, pop_t, touched, tlist, 0)
+    while hc[0] > 0 and ht[0] == t and hk[0, 0] == ARRIVAL:
+        a, b, x = hk[0, 1], hk[0, 2], hk[0, 4]
+        _pop(ht, hk, hc)
+        di[D_EVENTS] += 1
+        ntouch = _apply_arrival(P, W, a, b, x, t, V, I, refr, pop_t, touched, tlist, ntouch)
+    return ntouch
+
+
+@njit(**_JIT)
+def forward_sample(P, W, in_t, in_id, t_max, max_events):
+    """One sample. Returns ``(status, rec_t, rec_p, rec_i, rec_c, rec_r, diag_i, diag_f)``:
+    the records in event order; ``diag_i`` = (events, spikes, predictions, root solves,
+    immediate spikes, inputs after t_max), ``diag_f`` = (closest approach, smallest crossing
+    slope, time of failure); status 1: more than ``max_events`` events."""
+    npop = P.pop_size.shape[0]
+    N = P.pop_off[npop]
+    V, I = np.zeros(N), np.zeros(N)
+    refr = np.zeros(N, dtype=np.bool_)
+    pend_i = np.zeros((N, 3), dtype=np.int64)
+    pend_f = np.zeros((N, 4))
+    peak_t, peak_v = np.full(N, INF), np.zeros(N)
+    touched = np.zeros(N, dtype=np.bool_)
+    tlist = np.empty(max(N, 1), dtype=np.int64)
+    pop_t = np.zeros(npop)
+    ht, hk, hc = np.empty(1024), np.empty((1024, 5), dtype=np.int64), np.zeros(2, np.int64)
+    R = (np.empty(64), np.empty(64, dtype=np.int64), np.empty(64, dtype=np.int64),
+         np.empty(64), np.empty(64))
+    di = np.zeros(6, dtype=np.int64)
+    df = np.array([INF, INF, 0.0])
+    for k in range(in_t.shape[0]):
+        if in_t[k] > t_max:
+            di[D_LATE] += 1
+        else:
+            ht, hk = _push(ht, hk, hc, in_t[k], SPIKE, -1, in_id[k], -1)
+    status = 0
+    while hc[0] > 0:
+        t, rank, a, b, x = ht[0], hk[0, 0], hk[0, 1], hk[0, 2], hk[0, 4]
+        _pop(ht, hk, hc)
+        if rank == SPIKE and a >= 0:
+            gi = P.pop_off[a] + b
+            if pend_i[gi, PON] == 0 or pend_i[gi, PV] != x:
+                continue  # stale prediction
+            if pend_i[gi, PEXACT] == 0:
+                ht, hk = _lazy_solve(P, a, b, pend_i, pend_f, ht, hk, hc, di)
+                continue
+        di[D_EVENTS] += 1
+        if di[D_EVENTS] > max_events:
+            status = 1
+            df[F_FAIL] = t
+            break
+        npred = 0
+        if rank == SPIKE:
+            if a >= 0:
+                R, ht, hk, again = _spike(P, a, b, t, t_max, V, I, refr, pop_t, pend_i, peak_t,
+                                          R, di, df, ht, hk, hc)
+                if again:
+                    tlist[0] = P.pop_off[a] + b
+                    npred = 1
+            ht, hk = _emit_arrivals(P, ht, hk, hc, a, b, t, t_max)
+        elif rank == RELEASE:
+            gi = P.pop_off[a] + b
+            _advance(P, a, t, V, I, refr, pop_t)
+            R[4][x] = I[gi]
+            refr[gi] = False
+            V[gi] = P.p_vr[a]
+            tlist[0] = gi
+            npred = 1
+        else:
+            ntouch = _gather_arrivals(P, W, t, a, b, x, ht, hk, hc, V, I, refr, pop_t, touched,
+                                      tlist, di)
+            if di[D_EVENTS] > max_events:
+                status = 1
+                df[F_FAIL] = t
+                break
+            npred = _realised_peaks(P, tlist, ntouch, t, touched, refr, peak_t, peak_v, df)
+        for u in range(npred):
+            ht, hk = _predict(P, tlist[u], t, t_max, V, I, pend_i, pend_f, peak_t, peak_v, ht,
+                              hk, hc, di)
+    for gi in range(N):     # maxima realised by the end of the window
+        if peak_t[gi] <= t_max:
+            p = _pop_of(P.pop_off, gi)
+            if P.p_th[p] - peak_v[gi] < df[F_CLOSEST]:
+                df[F_CLOSEST] = P.p_th[p] - peak_v[gi]
+    n = di[D_SPIKES]
+    return (status, R[0][:n].copy(), R[1][:n].copy(), R[2][:n].copy(), R[3][:n].copy(),
+            R[4][:n].copy(), di, df)
+
+
+# --------------------------------------------------------------------------- adjoint
+@njit(**_JIT)
+def _event(et, ek, c, t, rank, a, b, tag, grp):
+    et[c] = t
+    ek[c, 0] = rank
+    ek[c, 1] = a
+    ek[c, 2] = b
+    ek[c, 3] = tag
+    ek[c, 4] = grp
+    return c + 1
+
+
+@njit(**_JIT)
+def _n_arrival_events(P, src, m):
+    n = 0
+    for jj in range(P.src_ptr[src + 1], P.src_ptr[src + 2]):
+        r = P.row_ptr[P.src_proj[jj]] + m
+        n += P.grp_ptr[r + 1] - P.grp_ptr[r]
+    return n
+
+
+@njit(**_JIT)
+def _arrival_events(P, et, ek, c, src, m, t, tag, t_max):
+    """The arrival events of a spike of neuron ``m`` of source ``src`` (-1: input) at ``t``."""
+    for jj in range(P.src_ptr[src + 1], P.src_ptr[src + 2]):
+        j = P.src_proj[jj]
+        r = P.row_ptr[j] + m
+        for k in range(P.grp_ptr[r], P.grp_ptr[r + 1]):
+            if t + P.grp_delay[k] <= t_max:
+                c = _event(et, ek, c, t + P.grp_delay[k], ARRIVAL, j, m, tag, k)
+    return c
+
+
+@njit(**_JIT)
+def _event_list(P, rec_t, rec_p, rec_i, in_t, in_id, t_max, pr_pop, pr_n, pr_t, pr_end):
+    """Every event of the forward pass (and the loss's probes), in forward order."""
+    n_ev = pr_pop.shape[0]
+    for i in range(in_t.shape[0]):
+        if in_t[i] <= t_max:
+            n_ev += 1 + _n_arrival_events(P, -1, in_id[i])
+    for s in range(rec_t.shape[0]):
+        n_ev += 2 + _n_arrival_events(P, rec_p[s], rec_i[s])
+    et = np.empty(n_ev)
+    ek = np.empty((n_ev, 5), dtype=np.int64)   # rank, source, index, tag, group
+    c = 0
+    for i in range(in_t.shape[0]):
+        if in_t[i] <= t_max:
+            c = _event(et, ek, c, in_t[i], SPIKE, -1, in_id[i], -(i + 1), -1)
+            c = _arrival_events(P, et, ek, c, -1, in_id[i], in_t[i], -(i + 1), t_max)
+    for s in range(rec_t.shape[0]):
+        p = rec_p[s]
+        c = _event(et, ek, c, rec_t[s], SPIKE, p, rec_i[s], s, -1)
+        c = _arrival_events(P, et, ek, c, p, rec_i[s], rec_t[s], s, t_max)
+        if P.p_tref[p] > 0.0 and rec_t[s] + P.p_tref[p] <= t_max:
+            c = _event(et, ek, c, rec_t[s] + P.p_tref[p], RELEASE, p, rec_i[s], s, -1)
+    for q in range(pr_pop.shape[0]):
+        c = _event(et, ek, c, pr_t[q], PROBE_END if pr_end[q] else PROBE, pr_pop[q], pr_n[q],
+                   q, -1)
+    et, ek = et[:c], ek[:c]
+    # lexicographic (t, rank, source, index) by successive stable sorts
+    order = np.argsort(ek[:, 2], kind="mergesort")
+    for col in (1, 0):
+        order = order[np.argsort(ek[order, col], kind="mergesort")]
+    order = order[np.argsort(et[order], kind="mergesort")]
+    return et, ek, order
+
+
+@njit(**_JIT)
+def _retreat(P, p, t, tau, mu_V, mu_I):
+    """Move population ``p``'s costate back from ``tau[p]`` to ``t``."""
+    D = tau[p] - t
+    if D > 0.0:
+        em, es, kk = decay(D, P.p_tm[p], P.p_ts[p], P.p_g[p])
+        for q in range(P.pop_off[p], P.pop_off[p + 1]):
+            mu_V[q], mu_I[q] = flow_adjoint(mu_V[q], mu_I[q], em, es, kk)
+        tau[p] = t
+
+
+@njit(**_JIT)
+def _arrival_back(P, W, j, m, k, t, mu_V, mu_I, pr, gw, gd):
+    """Adjoint of one arrival event; returns its dL/d(arrival time) summed over the neurons."""
+    pr_pop, pr_n, pr_t, pr_dl, pr_arr, pr_vdot, _ = pr
+    p = P.proj_post[j]
+    npost = P.proj_npost[j]
+    wrow = P.proj_w_off[j] + m * npost
+    cnt = npost if P.grp_all[k] else P.post_ptr[k + 1] - P.post_ptr[k]
+    total = 0.0
+    for u in range(cnt):
+        cc = u if P.grp_all[k] else P.post_idx[P.post_ptr[k] + u]
+        gi = P.pop_off[p] + cc
+        dLda = arrival_adjoint(W[wrow + cc], mu_V[gi], mu_I[gi], P.p_tm[p], P.p_ts[p])
+        for q in range(pr_pop.shape[0]):
+            if pr_arr[q] and pr_pop[q] == p and pr_n[q] == cc and pr_t[q] == t:
+                dLda += pr_dl[q] * pr_vdot[q]
+        gw[wrow + cc] += mu_I[gi]
+        gd[wrow + cc] += dLda
+        total += dLda
+    return total
+
+
+@njit(**_JIT)
+def backward_sample(P, W, rec_t, rec_p, rec_i, rec_c, rec_r, g_t0, in_t, in_id, t_max, pr,
+                    gw, gd):
+    """Adjoint of one sample: adds dL/dw and dL/dd into ``gw``, ``gd`` (flat like W).
+
+    ``g_t0``: dL/dt of each record through the loss; ``pr``: the sample's voltage probes
+    ``(pop, neuron, time, dL_dV, at_arrival, vdot_left, at_end)``. Returns ``(g_in, g_t,
+    n_grazing)``: dL/d(input spike time), the complete dL/dt_k of every record.
+    """
+    pr_pop, pr_n, pr_t, pr_dl, _, _, pr_end = pr
+    npop = P.pop_size.shape[0]
+    g_t = g_t0.copy()
+    g_in = np.zeros(in_t.shape[0])
+    et, ek, order = _event_list(P, rec_t, rec_p, rec_i, in_t, in_id, t_max, pr_pop, pr_n, pr_t,
+                                pr_end)
+    mu_V, mu_I = np.zeros(P.pop_off[npop]), np.zeros(P.pop_off[npop])
+    tau = np.full(npop, t_max)
+    n_graz = 0
+    for oi in range(et.shape[0] - 1, -1, -1):
+        e = order[oi]
+        t, rank, a, b, tag = et[e], ek[e, 0], ek[e, 1], ek[e, 2], ek[e, 3]
+        if rank == SPIKE and a < 0:
+            continue
+        p = P.proj_post[a] if rank == ARRIVAL else a
+        _retreat(P, p, t, tau, mu_V, mu_I)
+        if rank == ARRIVAL:
+            total = _arrival_back(P, W, a, b, ek[e, 4], t, mu_V, mu_I, pr, gw, gd)
+            if tag >= 0:
+                g_t[tag] += total
+            else:
+                g_in[-tag - 1] += total
+            continue
+        gi = P.pop_off[p] + b
+        if rank == SPIKE:
+            mu_V[gi], graz = spike_adjoint(mu_V[gi], rec_c[tag], P.p_th[p], P.p_vr[p],
+                                           P.p_tm[p], g_t[tag])
+            n_graz += graz
+        elif rank == RELEASE:
+            g_t[tag] += release_adjoint(mu_V[gi], rec_r[tag], P.p_vr[p], P.p_tm[p])
+            mu_V[gi] = 0.0
+        else:
+            mu_V[gi] += pr_dl[tag]
+    return g_in, g_t, n_graz
