@@ -106,14 +106,15 @@ def simulate(network: Network, spikes, t_max: float, max_events: int = DEFAULT_M
 
 
 def simulate_plan(network: Network, plan, batch: list[Spikes], t_max: float, max_events: int,
-                  engine: str, workers: int | None) -> BatchResult:
+                  engine: str, workers: int | None, first_only=None) -> BatchResult:
     """:func:`simulate` of a validated batch with the weights (and delays) of ``plan``
-    (:func:`eventgrad.event.plan.plan_for`), leaving ``network`` as it is."""
+    (:func:`eventgrad.event.plan.plan_for`), leaving ``network`` as it is. ``first_only``:
+    see :func:`eventgrad.event.engines.forward` (the reference engine records every spike)."""
     which = engines.resolve(engine, plan)
     if which == "reference":
         return BatchResult([_run_reference(network, plan, s, t_max, max_events, b, len(batch))
                             for b, s in enumerate(batch)])
-    return _run_compiled(network, plan, batch, t_max, max_events, which, workers)
+    return _run_compiled(network, plan, batch, t_max, max_events, which, workers, first_only)
 
 
 def _run_reference(network, plan, inputs, t_max, max_events, b, n) -> SimulationResult:
@@ -129,9 +130,10 @@ def _run_reference(network, plan, inputs, t_max, max_events, b, n) -> Simulation
                             SpikeRecord(*rec), diag, "reference", plan)
 
 
-def _run_compiled(network, plan, batch, t_max, max_events, which, workers) -> BatchResult:
+def _run_compiled(network, plan, batch, t_max, max_events, which, workers,
+                  first_only=None) -> BatchResult:
     flat = engines.FlatInputs.of(batch)
-    out = engines.forward(plan, flat, t_max, max_events, which, workers)
+    out = engines.forward(plan, flat, t_max, max_events, which, workers, first_only)
     failed = np.flatnonzero(out.status == 1)
     if failed.size:
         b = int(failed[0])

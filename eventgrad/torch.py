@@ -29,7 +29,7 @@ from .simulate import DEFAULT_MAX_EVENTS, _check_max_events, _check_t_max, _vali
 from .spikes import Spikes
 
 __all__ = ["BridgeOptions", "Forward", "EventPropFunction", "SpikingNetwork", "eventprop",
-           "run_forward"]
+           "run_forward", "first_only_populations"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ class BridgeOptions:
     ``t_silent`` (ms or None for ``t_max``) and ``silent_slope`` (ms per unit voltage): the
     silent-neuron rule of :mod:`eventgrad.losses`; ``learn_delays``: the parameters include one
     delay tensor per projection after the weights; ``engine``: see
-    :mod:`eventgrad.event.engines`.
+    :mod:`eventgrad.event.engines`; ``first_only``: populations followed only up to each
+    neuron's first spike (:func:`first_only_populations`).
     """
 
     network: Network
@@ -51,6 +52,26 @@ class BridgeOptions:
     learn_delays: bool = False
     max_events: int = DEFAULT_MAX_EVENTS
     engine: str = "fast"
+    first_only: tuple = ()
+
+
+#: Readouts that read nothing of a neuron after its first spike.
+_FIRST_SPIKE_READOUTS = ("first_spike", "silent_max_voltage", "dead_max_voltage")
+
+
+def first_only_populations(network: Network, readouts) -> tuple[int, ...]:
+    """The populations whose neurons' spikes after the first change no readout: those that
+    project nowhere and are read only by first-spike readouts (and the silent-neuron rules,
+    which read neurons that never spiked). The engines stop following such a neuron after
+    its first spike (:func:`eventgrad.event.engines.forward`): the readouts and their exact
+    gradients are the same, the forward pass is cheaper, and the records hold each such
+    neuron's first spike only."""
+    out = []
+    for p in network.populations:
+        kinds = [k for k, pop in readouts if network.population(pop) is p]
+        if kinds and all(k in _FIRST_SPIKE_READOUTS for k in kinds) and not network.outgoing(p):
+            out.append(p.index)
+    return tuple(out)
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -79,7 +100,7 @@ def run_forward(opts: BridgeOptions, batch: list, params: Sequence[torch.Tensor]
                for p, pr in zip(params[n_proj:2 * n_proj], projs)] if opts.learn_delays
               else None)
     res = simulate_plan(net, plan_for(net, weights, delays), batch, opts.t_max,
-                        opts.max_events, opts.engine, None)
+                        opts.max_events, opts.engine, None, opts.first_only)
     reads = tuple(Readout.of(res, kind, pop, opts.t_silent, opts.silent_slope)
                   for kind, pop in opts.readouts)
     return Forward(res, reads, opts)
@@ -108,19 +129,20 @@ class EventPropFunction(torch.autograd.Function):
 
 
 def _options(network, t_max, readouts, t_silent, silent_slope, learn_delays, max_events,
-             engine) -> BridgeOptions:
+             engine, all_spikes=False) -> BridgeOptions:
     if not (np.isfinite(silent_slope) and silent_slope >= 0.0):
         raise ValueError(f"silent_slope must be finite and >= 0, got {silent_slope!r}")
-    return BridgeOptions(network, _check_t_max(t_max), tuple(tuple(r) for r in readouts),
-                         t_silent, float(silent_slope), bool(learn_delays),
-                         _check_max_events(max_events), engine)
+    readouts = tuple(tuple(r) for r in readouts)
+    first = () if all_spikes else first_only_populations(network, readouts)
+    return BridgeOptions(network, _check_t_max(t_max), readouts, t_silent, float(silent_slope),
+                         bool(learn_delays), _check_max_events(max_events), engine, first)
 
 
 def eventprop(network: Network, spikes: Sequence[Spikes], t_max: float,
               weights: Sequence[torch.Tensor], delays: Sequence[torch.Tensor] | None = None,
               readouts: Sequence[tuple[str, object]] = (("first_spike", "output"),),
               t_silent: float | None = None, max_events: int = DEFAULT_MAX_EVENTS,
-              silent_slope: float = 0.0, engine: str = "fast"):
+              silent_slope: float = 0.0, engine: str = "fast", all_spikes: bool = False):
     """Functional form: readouts of ``network`` with the given parameter tensors.
 
     Parameters
@@ -137,10 +159,13 @@ def eventprop(network: Network, spikes: Sequence[Spikes], t_max: float,
         spike, ``nan`` for those that did) or ``"dead_max_voltage"`` (the same for neurons
         that spiked on no sample of the batch); see :func:`eventgrad.gradients.read`
     engine : see :mod:`eventgrad.event.engines`
+    all_spikes : bool — follow every neuron to ``t_max`` even where only first spikes are read
+        (default False: see :func:`first_only_populations`; the outputs and gradients are
+        the same either way)
     Returns a tuple of tensors, one per readout, each of shape ``(batch, pop.size)``.
     """
     opts = _options(network, t_max, readouts, t_silent, silent_slope, delays is not None,
-                    max_events, engine)
+                    max_events, engine, all_spikes)
     batch, _ = _validate_inputs(network, list(spikes))
     params = list(weights) + (list(delays) if delays is not None else [])
     return EventPropFunction.apply(run_forward(opts, batch, params), *params)
@@ -167,6 +192,9 @@ class SpikingNetwork(nn.Module):
         V_max)`` (exact gradient through V_max; see :mod:`eventgrad.losses`); 0 (default)
         gives the constant ``t_silent`` with zero gradient.
     engine : see :mod:`eventgrad.event.engines`
+    all_spikes : bool — see :func:`eventprop` (default False: a population read only by
+        first-spike readouts that projects nowhere is followed to each neuron's first spike,
+        so :attr:`last_result` holds those neurons' first spikes only)
 
     Attributes
     ----------
@@ -179,7 +207,7 @@ class SpikingNetwork(nn.Module):
     def __init__(self, network: Network, t_max: float, readout="first_spike", pop="output",
                  learn_delays: bool = False, t_silent: float | None = None,
                  silent_slope: float = 0.0, max_events: int = DEFAULT_MAX_EVENTS,
-                 engine: str = "fast") -> None:
+                 engine: str = "fast", all_spikes: bool = False) -> None:
         super().__init__()
         self._network = network.copy()
         readouts = [(readout, pop)] if isinstance(readout, str) else [tuple(r) for r in readout]
@@ -188,7 +216,7 @@ class SpikingNetwork(nn.Module):
                 raise ValueError(f"readout must be 'first_spike' or 'max_voltage', got {r!r}")
             self._network.population(p)
         self.opts = _options(self._network, t_max, readouts, t_silent, silent_slope,
-                             learn_delays, max_events, engine)
+                             learn_delays, max_events, engine, all_spikes)
         self.t_max = self.opts.t_max
         self.weights = nn.ParameterList(
             [nn.Parameter(torch.from_numpy(w.copy())) for w in self._network.get_weights()])

@@ -26,7 +26,7 @@ from numba import njit
 
 from . import general, layered
 from .arrivals import arrivals_into, by_population
-from .voltage_max import max_voltage_neuron
+from .voltage_max import max_voltage_neurons
 
 __all__ = ["CHUNK", "run_chunks", "forward_chunks_layered", "forward_chunks_general",
            "compact", "backward_chunks_layered", "backward_chunks_general", "first_spikes",
@@ -79,8 +79,8 @@ def _store(s, c, cap, pos, out, buf_f, buf_i, cnt, status, di, df):
 
 
 @njit(**_JIT)
-def forward_chunks_layered(c0, c1, P, W, in_t, in_id, in_off, t_max, max_events, chunk, cap,
-                           buf_f, buf_i, cnt, status, di, df):
+def forward_chunks_layered(c0, c1, P, W, in_t, in_id, in_off, t_max, max_events, first_only,
+                           chunk, cap, buf_f, buf_i, cnt, status, di, df):
     """Chunks ``c0..c1`` of a batch forward pass with the layered engine (see the module
     docs; outputs are written into the buffers)."""
     B = in_off.shape[0] - 1
@@ -88,22 +88,24 @@ def forward_chunks_layered(c0, c1, P, W, in_t, in_id, in_off, t_max, max_events,
         pos = c * cap
         for s in range(c * chunk, min(B, (c + 1) * chunk)):
             a, b = in_off[s], in_off[s + 1]
-            out = layered.forward_sample(P, W, in_t[a:b], in_id[a:b], t_max, max_events)
+            out = layered.forward_sample(P, W, in_t[a:b], in_id[a:b], t_max, max_events,
+                                       first_only)
             pos = _store(s, c, cap, pos, out, buf_f, buf_i, cnt, status, di, df)
             if pos < 0:
                 break
 
 
 @njit(**_JIT)
-def forward_chunks_general(c0, c1, P, W, in_t, in_id, in_off, t_max, max_events, chunk, cap,
-                           buf_f, buf_i, cnt, status, di, df):
+def forward_chunks_general(c0, c1, P, W, in_t, in_id, in_off, t_max, max_events, first_only,
+                           chunk, cap, buf_f, buf_i, cnt, status, di, df):
     """As :func:`forward_chunks_layered`, with the general engine."""
     B = in_off.shape[0] - 1
     for c in range(c0, c1):
         pos = c * cap
         for s in range(c * chunk, min(B, (c + 1) * chunk)):
             a, b = in_off[s], in_off[s + 1]
-            out = general.forward_sample(P, W, in_t[a:b], in_id[a:b], t_max, max_events)
+            out = general.forward_sample(P, W, in_t[a:b], in_id[a:b], t_max, max_events,
+                                       first_only)
             pos = _store(s, c, cap, pos, out, buf_f, buf_i, cnt, status, di, df)
             if pos < 0:
                 break
@@ -186,15 +188,19 @@ def max_voltage_chunks(c0, c1, chunk, P, W, q, mask, rec, rec_off, in_t, in_id, 
     """Exact maximum of V over ``[0, t_max]`` of the neurons of population ``q`` selected by
     ``mask`` (B, n), for the samples of chunks ``c0..c1``: ``out_f[b, n] = (value, time,
     vdot_left)`` and ``out_k[b, n]`` the kind (see :mod:`eventgrad.event.voltage_max`)."""
-    B = mask.shape[0]
+    B, n = mask.shape
     npop = P.pop_size.shape[0]
+    v, t, d = np.empty(n), np.empty(n), np.empty(n)
+    kind = np.empty(n, dtype=np.int64)
     for s in range(c0 * chunk, min(B, c1 * chunk)):
+        sel = np.flatnonzero(mask[s])
+        if sel.shape[0] == 0:
+            continue
         a, b, ia, ib = rec_off[s], rec_off[s + 1], in_off[s], in_off[s + 1]
         first, last, idx = by_population(rec[1][a:b], rec[0][a:b], npop)
         at, aj, am, _, ag = arrivals_into(P, q, t_max, in_t[ia:ib], in_id[ia:ib], rec[0][a:b],
                                           rec[2][a:b], first, last, idx)
-        for n in range(mask.shape[1]):
-            if mask[s, n]:
-                v, tv, kd, vd = max_voltage_neuron(P, W, q, n, at, aj, am, ag, t_max)
-                out_f[s, n, 0], out_f[s, n, 1], out_f[s, n, 2] = v, tv, vd
-                out_k[s, n] = kd
+        max_voltage_neurons(P, W, q, sel, at, aj, am, ag, t_max, v, t, kind, d)
+        for u in range(sel.shape[0]):
+            out_f[s, sel[u], 0], out_f[s, sel[u], 1], out_f[s, sel[u], 2] = v[u], t[u], d[u]
+            out_k[s, sel[u]] = kind[u]

@@ -151,8 +151,15 @@ class ForwardOutput:
 
 
 def forward(plan, inputs: FlatInputs, t_max: float, max_events: int, engine: str,
-            workers: int | None = None) -> ForwardOutput:
-    """A compiled batch forward pass (``engine`` resolved: "layered" or "general")."""
+            workers: int | None = None, first_only=None) -> ForwardOutput:
+    """A compiled batch forward pass (``engine`` resolved: "layered" or "general").
+
+    ``first_only``: indices of populations whose neurons are followed only up to their first
+    spike (then held for good): for a population that projects nowhere and is read only by
+    first-spike readouts (and the silent-neuron rules), the later spikes change neither the
+    loss nor its exact gradient, and are not computed. The records then hold each such
+    neuron's first spike only.
+    """
     from . import batch
     from .compile import announce
 
@@ -160,6 +167,9 @@ def forward(plan, inputs: FlatInputs, t_max: float, max_events: int, engine: str
     fn = batch.forward_chunks_layered if engine == "layered" else batch.forward_chunks_general
     B = len(inputs.offsets) - 1
     nch = -(-B // batch.CHUNK)
+    only = np.zeros(len(plan.arrays.pop_size), dtype=np.bool_)
+    if first_only is not None:
+        only[list(first_only)] = True
     cap = batch.CHUNK * max(64, 2 * plan.max_records)
     while True:
         buf_f = np.empty((nch * cap, 3))
@@ -169,8 +179,8 @@ def forward(plan, inputs: FlatInputs, t_max: float, max_events: int, engine: str
         di = np.zeros((B, 6), dtype=np.int64)
         df = np.zeros((B, 3))
         batch.run_chunks(fn, nch, threads_for(workers), plan.arrays, plan.W, inputs.times,
-                         inputs.ids, inputs.offsets, float(t_max), int(max_events), batch.CHUNK,
-                         cap, buf_f, buf_i, cnt, st, di, df)
+                         inputs.ids, inputs.offsets, float(t_max), int(max_events), only,
+                         batch.CHUNK, cap, buf_f, buf_i, cnt, st, di, df)
         if not np.any(st == batch.OVERFLOW):
             break
         cap *= 4

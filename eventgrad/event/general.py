@@ -121,7 +121,7 @@ def _pop_of(pop_off, gi):
     return p
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _advance(P, p, t, V, I, refr, pop_t):
     """Move population ``p``'s state forward to ``t`` in closed form (refractory V held)."""
     D = t - pop_t[p]
@@ -156,7 +156,7 @@ def _resized(a, cap):
     return b
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _emit_arrivals(P, ht, hk, hc, src, n, t, t_max):
     """Queue the arrivals of a spike of neuron ``n`` of source ``src`` (-1: input) at ``t``."""
     for jj in range(P.src_ptr[src + 1], P.src_ptr[src + 2]):
@@ -169,7 +169,7 @@ def _emit_arrivals(P, ht, hk, hc, src, n, t, t_max):
     return ht, hk
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _apply_arrival(P, W, j, m, k, t, V, I, refr, pop_t, touched, tlist, ntouch):
     """One arrival event: population advanced to ``t``, currents jump; the neurons reached are
     added to ``tlist``. Returns the new length of ``tlist``."""
@@ -189,7 +189,7 @@ def _apply_arrival(P, W, j, m, k, t, V, I, refr, pop_t, touched, tlist, ntouch):
     return ntouch
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _realised_peaks(P, tlist, ntouch, t, touched, refr, peak_t, peak_v, df):
     """Count the realised maxima of the touched neurons (closest approach) and keep the
     non-refractory ones in ``tlist`` for prediction; returns their number."""
@@ -208,7 +208,7 @@ def _realised_peaks(P, tlist, ntouch, t, touched, refr, peak_t, peak_v, df):
     return npred
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _predict(P, gi, t, t_max, V, I, pend_i, pend_f, peak_t, peak_v, ht, hk, hc, di):
     """Predict neuron ``gi``'s next crossing from its state at ``t`` (lazily: a lower bound is
     queued and the root solved when it reaches the front of the queue)."""
@@ -245,7 +245,7 @@ def _predict(P, gi, t, t_max, V, I, pend_i, pend_f, peak_t, peak_v, ht, hk, hc, 
 
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _lazy_solve(P, p, b, pend_i, pend_f, ht, hk, hc, di):
     """A queued lower bound reached the front still valid: solve from the stored state and
     queue the exact crossing time."""
@@ -257,10 +257,11 @@ def _lazy_solve(P, p, b, pend_i, pend_f, ht, hk, hc, di):
     return _push(ht, hk, hc, pend_f[gi, PT0] + Dc, SPIKE, p, b, pend_i[gi, PV])
 
 
-@njit(**_JIT)
-def _spike(P, p, n, t, t_max, V, I, refr, pop_t, pend_i, peak_t, R, di, df, ht, hk, hc):
-    """A LIF spike at ``t``: record it, reset, start the refractory period. Returns
-    ``(R, ht, hk, predict_again)``."""
+@njit(inline="always", **_JIT)
+def _spike(P, p, n, t, t_max, V, I, refr, pop_t, pend_i, peak_t, R, di, df, ht, hk, hc,
+           first_only):
+    """A LIF spike at ``t``: record it, reset, start the refractory period (for good if its
+    population needs only first spikes). Returns ``(R, ht, hk, predict_again)``."""
     gi = P.pop_off[p] + n
     _advance(P, p, t, V, I, refr, pop_t)
     nrec = di[D_SPIKES]
@@ -271,6 +272,9 @@ def _spike(P, p, n, t, t_max, V, I, refr, pop_t, pend_i, peak_t, R, di, df, ht, 
     pend_i[gi, PON] = 0
     V[gi] = P.p_vr[p]
     peak_t[gi] = INF
+    if first_only[p]:
+        refr[gi] = True
+        return R, ht, hk, False
     if P.p_tref[p] > 0.0:
         refr[gi] = True
         tr = t + P.p_tref[p]
@@ -280,7 +284,7 @@ def _spike(P, p, n, t, t_max, V, I, refr, pop_t, pend_i, peak_t, R, di, df, ht, 
     return R, ht, hk, True
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _gather_arrivals(P, W, t, a, b, x, ht, hk, hc, V, I, refr, pop_t, touched, tlist, di):
     """Apply the arrival just popped and every other arrival at the same time; returns the
     number of neurons reached (listed in ``tlist``)."""
@@ -294,11 +298,13 @@ def _gather_arrivals(P, W, t, a, b, x, ht, hk, hc, V, I, refr, pop_t, touched, t
 
 
 @njit(**_JIT)
-def forward_sample(P, W, in_t, in_id, t_max, max_events):
+def forward_sample(P, W, in_t, in_id, t_max, max_events, first_only):
     """One sample. Returns ``(status, rec_t, rec_p, rec_i, rec_c, rec_r, diag_i, diag_f)``:
     the records in event order; ``diag_i`` = (events, spikes, predictions, root solves,
     immediate spikes, inputs after t_max), ``diag_f`` = (closest approach, smallest crossing
-    slope, time of failure); status 1: more than ``max_events`` events."""
+    slope, time of failure); status 1: more than ``max_events`` events. The neurons of a
+    population with ``first_only[p]`` stop after their first spike (see
+    :func:`eventgrad.event.engines.forward`)."""
     npop = P.pop_size.shape[0]
     N = P.pop_off[npop]
     V, I = np.zeros(N), np.zeros(N)
@@ -339,7 +345,7 @@ def forward_sample(P, W, in_t, in_id, t_max, max_events):
         if rank == SPIKE:
             if a >= 0:
                 R, ht, hk, again = _spike(P, a, b, t, t_max, V, I, refr, pop_t, pend_i, peak_t,
-                                          R, di, df, ht, hk, hc)
+                                          R, di, df, ht, hk, hc, first_only)
                 if again:
                     tlist[0] = P.pop_off[a] + b
                     npred = 1
@@ -385,7 +391,7 @@ def _event(et, ek, c, t, rank, a, b, tag, grp):
     return c + 1
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _n_arrival_events(P, src, m):
     n = 0
     for jj in range(P.src_ptr[src + 1], P.src_ptr[src + 2]):
@@ -394,7 +400,7 @@ def _n_arrival_events(P, src, m):
     return n
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _arrival_events(P, et, ek, c, src, m, t, tag, t_max):
     """The arrival events of a spike of neuron ``m`` of source ``src`` (-1: input) at ``t``."""
     for jj in range(P.src_ptr[src + 1], P.src_ptr[src + 2]):
@@ -407,8 +413,9 @@ def _arrival_events(P, et, ek, c, src, m, t, tag, t_max):
 
 
 @njit(**_JIT)
-def _event_list(P, rec_t, rec_p, rec_i, in_t, in_id, t_max, pr_pop, pr_n, pr_t, pr_end):
-    """Every event of the forward pass (and the loss's probes), in forward order."""
+def _event_list(P, rec_t, rec_p, rec_i, rec_r, in_t, in_id, t_max, pr_pop, pr_n, pr_t, pr_end):
+    """Every event of the forward pass (and the loss's probes), in forward order. A refractory
+    release is an event iff the forward pass recorded its current (``rec_r`` not nan)."""
     n_ev = pr_pop.shape[0]
     for i in range(in_t.shape[0]):
         if in_t[i] <= t_max:
@@ -426,7 +433,7 @@ def _event_list(P, rec_t, rec_p, rec_i, in_t, in_id, t_max, pr_pop, pr_n, pr_t, 
         p = rec_p[s]
         c = _event(et, ek, c, rec_t[s], SPIKE, p, rec_i[s], s, -1)
         c = _arrival_events(P, et, ek, c, p, rec_i[s], rec_t[s], s, t_max)
-        if P.p_tref[p] > 0.0 and rec_t[s] + P.p_tref[p] <= t_max:
+        if P.p_tref[p] > 0.0 and rec_r[s] == rec_r[s]:
             c = _event(et, ek, c, rec_t[s] + P.p_tref[p], RELEASE, p, rec_i[s], s, -1)
     for q in range(pr_pop.shape[0]):
         c = _event(et, ek, c, pr_t[q], PROBE_END if pr_end[q] else PROBE, pr_pop[q], pr_n[q],
@@ -440,7 +447,7 @@ def _event_list(P, rec_t, rec_p, rec_i, in_t, in_id, t_max, pr_pop, pr_n, pr_t, 
     return et, ek, order
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _retreat(P, p, t, tau, mu_V, mu_I):
     """Move population ``p``'s costate back from ``tau[p]`` to ``t``."""
     D = tau[p] - t
@@ -451,7 +458,7 @@ def _retreat(P, p, t, tau, mu_V, mu_I):
         tau[p] = t
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _arrival_back(P, W, j, m, k, t, mu_V, mu_I, pr, gw, gd):
     """Adjoint of one arrival event; returns its dL/d(arrival time) summed over the neurons."""
     pr_pop, pr_n, pr_t, pr_dl, pr_arr, pr_vdot, _ = pr
@@ -486,8 +493,8 @@ def backward_sample(P, W, rec_t, rec_p, rec_i, rec_c, rec_r, g_t0, in_t, in_id, 
     npop = P.pop_size.shape[0]
     g_t = g_t0.copy()
     g_in = np.zeros(in_t.shape[0])
-    et, ek, order = _event_list(P, rec_t, rec_p, rec_i, in_t, in_id, t_max, pr_pop, pr_n, pr_t,
-                                pr_end)
+    et, ek, order = _event_list(P, rec_t, rec_p, rec_i, rec_r, in_t, in_id, t_max, pr_pop, pr_n,
+                                pr_t, pr_end)
     mu_V, mu_I = np.zeros(P.pop_off[npop]), np.zeros(P.pop_off[npop])
     tau = np.full(npop, t_max)
     n_graz = 0

@@ -28,8 +28,9 @@ import math
 import numpy as np
 from numba import njit
 
-from .arrivals import arrivals_into, by_population
-from .physics import (arrival_adjoint, crossing, decay, flow, flow_adjoint, max_on_interval,
+from .arrivals import arrivals_into, by_population, is_sorted, stable_order
+from .physics import (CANDIDATE_MARGIN, arrival_adjoint, crossing, decay, flow, flow_adjoint,
+                      max_on_interval,
                       may_cross, peak_bound, release_adjoint, solve_rising, spike_adjoint)
 
 __all__ = ["forward_sample", "backward_sample"]
@@ -43,26 +44,13 @@ F_CLOSEST, F_SLOPE, F_FAIL = 0, 1, 2
 
 
 @njit(**_JIT)
-def _record(R, nrec, t, q, n, I):
-    """Append a spike to the record buffer ``R = (t, pop, id, current, release current)``
-    (grown by doubling); returns the buffer."""
-    if nrec == R[0].shape[0]:
-        cap = 2 * nrec
-        R = (_resized(R[0], cap), _resized(R[1], cap), _resized(R[2], cap),
-             _resized(R[3], cap), _resized(R[4], cap))
-    R[0][nrec] = t
-    R[1][nrec] = q
-    R[2][nrec] = n
-    R[3][nrec] = I
-    R[4][nrec] = np.nan
-    return R
-
-
-@njit(**_JIT)
-def _resized(a, cap):
-    b = np.empty(cap, dtype=a.dtype)
-    b[:a.shape[0]] = a
-    return b
+def _grown(rt, ri, rc, rr):
+    """The record buffers with twice the room (only when full)."""
+    cap = 2 * rt.shape[0]
+    out = (np.empty(cap), np.empty(cap, dtype=np.int64), np.empty(cap), np.empty(cap))
+    n = rt.shape[0]
+    out[0][:n], out[1][:n], out[2][:n], out[3][:n] = rt, ri, rc, rr
+    return out
 
 
 @njit(**_JIT)
@@ -78,166 +66,178 @@ def _may_spike(V0, I0, V1, I1, tm, ts, th):
 
 
 @njit(**_JIT)
-def _note_peak_cheap(V0, I0, V1, I1, t0, t1, t_max, tm, ts, g, th, df):
+def _approach(V0, I0, V1, I1, t0, t1, t_max, tm, ts, g, th, closest):
     """The general engine's closest-approach rule for an interval without crossing: a maximum
-    of V reached before the next arrival (and before ``t_max``) counts ``th - V_max``. The
-    peak is computed only where a maximum inside the interval could lower the record."""
+    of V reached before the next arrival (and before ``t_max``) counts ``th - V_max``. Returns
+    the gap, or inf; the peak is computed only where it could beat ``closest``."""
     if not (I0 > V0 and I0 > 0.0):          # not rising: the maximum is V0
-        if th - V0 < df[F_CLOSEST] and t0 < t_max:
-            df[F_CLOSEST] = th - V0
-    elif I1 < V1 and th - peak_bound(V0, I0, tm, ts) < df[F_CLOSEST]:
+        return th - V0 if t0 < t_max else INF
+    if I1 < V1 and th - peak_bound(V0, I0, tm, ts) < closest:
         D_end, Vp = max_on_interval(V0, I0, t1 - t0, tm, ts, g)
-        if D_end < t1 - t0 and th - Vp < df[F_CLOSEST]:
-            df[F_CLOSEST] = th - Vp
+        if D_end < t1 - t0:
+            return th - Vp
+    return INF
 
 
 @njit(**_JIT)
-def _step(t, t1, V, I, refr, V1, I1, tm, ts, g, th, vr, t_max, df):
+def _step(t, t1, V, I, refr, V1, I1, tm, ts, g, th, vr, t_max, closest):
     """The next event of one neuron in ``(t, t1]`` (no arrival in between), from its state
     ``(V, I)`` at ``t`` (refractory until ``refr``; ``(V1, I1)``: its state at ``t1`` if no
-    event, or nan). Returns ``(event, t_event, V, I)``: event 0: none, the state is moved to
-    ``t1``; 1: a spike at ``t_event``, ``I`` its pre-spike current (the caller records and
-    resets); 2: the refractory period ends at ``t_event`` with current ``I``; 3: an immediate
-    spike at ``t`` (V at threshold by rounding)."""
+    event, or nan). Returns ``(event, t_event, V, I, gap)``: event 0: none, the state is moved
+    to ``t1`` (``gap``: its closest approach to threshold, see :func:`_approach`); 1: a spike
+    at ``t_event``, ``I`` its pre-spike current (the caller records and resets); 2: the
+    refractory period ends at ``t_event`` with current ``I``; 3: an immediate spike at ``t``
+    (V at threshold by rounding)."""
     if refr > t:                           # held at v_reset until refr
         if refr > t1:
-            return 0, t1, vr, I * math.exp(-(t1 - t) / ts)
-        return 2, refr, vr, I * math.exp(-(refr - t) / ts)
-    if V < th <= V1 and I > V and I1 >= V1:
+            return 0, t1, vr, I * math.exp(-(t1 - t) / ts), INF
+        return 2, refr, vr, I * math.exp(-(refr - t) / ts), INF
+    if not V1 == V1:
+        em, es, kk = decay(t1 - t, tm, ts, g)
+        V1, I1 = flow(V, I, em, es, kk)
+    if V >= th:
+        return 3, t, V, I, INF
+    if V1 >= th and I > V and I1 >= V1:
         # rising through the whole interval: the root is bracketed by [t, t1] already
-        D = solve_rising(V, I, t1 - t, V1, tm, ts, g, th)
-        return 1, t + D, V, I * math.exp(-D / ts)
+        D = solve_rising(V, I, t1 - t, V1, I1, tm, ts, g, th)
+        return 1, t + D, V, I * math.exp(-D / ts), INF
+    if not _may_spike(V, I, V1, I1, tm, ts, th):
+        return 0, t1, V1, I1, _approach(V, I, V1, I1, t, t1, t_max, tm, ts, g, th, closest)
     D, D_end, Vp = crossing(V, I, t1 - t, tm, ts, g, th)
     if D == INF:
-        # the general engine's closest-approach rule: a maximum without crossing, reached
-        # before the next arrival (and before t_max), counts th - V_max
-        if D_end < t1 - t and th - Vp < df[F_CLOSEST]:
-            df[F_CLOSEST] = th - Vp
-        if V1 == V1:
-            return 0, t1, V1, I1
-        em, es, kk = decay(t1 - t, tm, ts, g)
-        V, I = flow(V, I, em, es, kk)
-        return 0, t1, V, I
-    if D == 0.0:
-        return 3, t, V, I
-    return 1, t + D, V, I * math.exp(-D / ts)
-
-
-@njit(inline='always', **_JIT)
-def _classify(V, I, refr, t0, t1, em, es, kk, th, vr, tm, ts, g, t_max, V1a, I1a, clist, df):
-    """First pass over an interval: every neuron that cannot spike (and is not released) in it
-    is moved to ``t1`` at once; the others are listed in ``clist`` with their end states
-    ``V1a, I1a``. Returns their number. (Two passes keep the common path free of the costly
-    branch, so the candidates' root solves run back to back.)"""
-    nc = 0
-    for n in range(V.shape[0]):
-        V0 = V[n]
-        I0 = I[n]
-        if refr[n] > t1:
-            V[n], I[n] = vr, I0 * es
-            continue
-        V1, I1 = flow(V0, I0, em, es, kk)
-        if refr[n] > t0 or _may_spike(V0, I0, V1, I1, tm, ts, th):
-            clist[nc] = n
-            V1a[n] = V1
-            I1a[n] = I1
-            nc += 1
-        else:
-            _note_peak_cheap(V0, I0, V1, I1, t0, t1, t_max, tm, ts, g, th, df)
-            V[n], I[n] = V1, I1
-    return nc
-
-
-@njit(inline='always', **_JIT)
-def _candidates(q, t0, t1, nc, clist, V, I, refr, last, V1a, I1a, P, t_max, max_events, R,
-                nrec, di, df):
-    """Second pass: each listed neuron's spikes and releases in ``(t0, t1]``."""
-    tm, ts, g, th, vr, tref = P.p_tm[q], P.p_ts[q], P.p_g[q], P.p_th[q], P.p_vr[q], P.p_tref[q]
-    for u in range(nc):
-        n = clist[u]
-        V0, I0, V1, I1 = V[n], I[n], V1a[n], I1a[n]
-        t = t0
-        while True:
-            di[D_PRED] += refr[n] <= t
-            ev, t, V0, I0 = _step(t, t1, V0, I0, refr[n], V1, I1, tm, ts, g, th, vr, t_max, df)
-            V1 = I1 = np.nan               # the end state is no longer known
-            if ev == 0:
-                break
-            di[D_EVENTS] += 1
-            if ev == 2:
-                R[4][last[n]] = I0
-                continue
-            di[D_SOLVES] += ev == 1
-            di[D_IMMEDIATE] += ev == 3
-            R = _record(R, nrec, t, q, n, I0)
-            last[n] = nrec
-            nrec += 1
-            di[D_SPIKES] += 1
-            if I0 - th < df[F_SLOPE]:
-                df[F_SLOPE] = I0 - th
-            if di[D_EVENTS] > max_events:
-                df[F_FAIL] = t
-                return R, nrec
-            V0 = vr
-            if tref > 0.0:
-                refr[n] = t + tref if t + tref <= t_max else INF
-        V[n], I[n] = V0, I0
-    return R, nrec
+        return 0, t1, V1, I1, (th - Vp if D_end < t1 - t else INF)
+    return 1, t + D, V, I * math.exp(-D / ts), INF
 
 
 @njit(**_JIT)
-def _walk_forward(P, W, q, at, aj, am, t_max, max_events, R, nrec, di, df):
-    """All neurons of population ``q`` through its arrival intervals (see the module docs)."""
+def _sort_neuron(V0, I0, refr, t0, t1, em, es, kk, th, vr, tm, ts, g, t_max, closest):
+    """First pass over an interval for one neuron. Returns ``(candidate, V1, I1, closest)``:
+    a neuron that cannot spike (and is not released) in the interval gets its state at
+    ``t1`` and its closest approach (:func:`_approach`); a candidate keeps its end state for
+    the second pass."""
+    if refr > t1:
+        return False, vr, I0 * es, closest
+    V1, I1 = flow(V0, I0, em, es, kk)
+    if V0 >= th or V1 >= th or refr > t0:
+        return True, V1, I1, closest
+    rising = I0 > V0 and I0 > 0.0
+    if rising and I1 < V1:                 # an interior maximum
+        bound = peak_bound(V0, I0, tm, ts)
+        if bound >= th * (1.0 - CANDIDATE_MARGIN):
+            return True, V1, I1, closest
+        if th - bound < closest:
+            D_end, Vp = max_on_interval(V0, I0, t1 - t0, tm, ts, g)
+            if D_end < t1 - t0:
+                closest = min(closest, th - Vp)
+    elif not rising:                       # the maximum is V0 (the general engine notes it)
+        closest = min(closest, th - V0)
+    return False, V1, I1, closest
+
+
+@njit(**_JIT)
+def _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc, rr, nrec, di, df,
+                  only_first):
+    """All neurons of population ``q`` through its arrival intervals (see the module docs);
+    appends their spikes to the record buffers (returned, grown if needed, with the count).
+
+    Each interval takes two passes: every neuron that cannot spike in it is moved to its end
+    at once (:func:`_sort_neuron`), then the candidates' events are found one by one
+    (:func:`_step`). The per-neuron rules take and return scalars only: array arguments in a
+    loop this hot cost numba a reference-count update each.
+    """
     N = P.pop_size[q]
-    tm, ts, g, th, vr = P.p_tm[q], P.p_ts[q], P.p_g[q], P.p_th[q], P.p_vr[q]
+    tm, ts, g, th, vr, tref = P.p_tm[q], P.p_ts[q], P.p_g[q], P.p_th[q], P.p_vr[q], P.p_tref[q]
     V, I = np.zeros(N), np.zeros(N)
     V1a, I1a = np.empty(N), np.empty(N)
     clist = np.empty(N, dtype=np.int64)
     refr = np.full(N, -INF)
     last = np.full(N, -1, dtype=np.int64)
+    closest, slope = df[F_CLOSEST], df[F_SLOPE]
+    n_ev, n_sp, n_pred, n_solve, n_imm, n_done = di[D_EVENTS], 0, 0, 0, 0, 0
     n_arr = at.shape[0]
     t0 = 0.0
     k = 0
     while True:
         t1 = at[k] if k < n_arr else t_max
-        if t1 > t0 and k > 0:              # (before the first arrival: at rest, untouched)
+        if t1 > t0 and k > 0 and th < INF:  # (before the first arrival: at rest, untouched)
             em, es, kk = decay(t1 - t0, tm, ts, g)
-            if th == INF:
-                for n in range(N):
-                    V[n], I[n] = flow(V[n], I[n], em, es, kk)
-            else:
-                nc = _classify(V, I, refr, t0, t1, em, es, kk, th, vr, tm, ts, g, t_max, V1a,
-                               I1a, clist, df)
-                R, nrec = _candidates(q, t0, t1, nc, clist, V, I, refr, last, V1a, I1a, P,
-                                      t_max, max_events, R, nrec, di, df)
-                if di[D_EVENTS] > max_events:
-                    return R, nrec
-        if k >= n_arr:
-            return R, nrec
+            nc = 0
+            for n in range(N):
+                cand, V1, I1, closest = _sort_neuron(V[n], I[n], refr[n], t0, t1, em, es, kk,
+                                                     th, vr, tm, ts, g, t_max, closest)
+                if cand:
+                    clist[nc], V1a[n], I1a[n] = n, V1, I1
+                    nc += 1
+                else:
+                    V[n], I[n] = V1, I1
+            for u in range(nc):
+                n = clist[u]
+                V0, I0, V1, I1, t = V[n], I[n], V1a[n], I1a[n], t0
+                while True:                # this neuron's events in (t0, t1]
+                    n_pred += refr[n] <= t
+                    ev, t, V0, I0, gap = _step(t, t1, V0, I0, refr[n], V1, I1, tm, ts, g, th,
+                                               vr, t_max, closest)
+                    V1 = I1 = np.nan       # the end state is no longer known
+                    if ev == 0:
+                        closest = min(closest, gap)
+                        break
+                    n_ev += 1
+                    if ev == 2:
+                        rr[last[n]] = I0
+                        continue
+                    n_solve += ev == 1
+                    n_imm += ev == 3
+                    if nrec == rt.shape[0]:
+                        rt, ri, rc, rr = _grown(rt, ri, rc, rr)
+                    rt[nrec], ri[nrec], rc[nrec], rr[nrec] = t, n, I0, np.nan
+                    last[n] = nrec
+                    nrec += 1
+                    n_sp += 1
+                    slope = min(slope, I0 - th)
+                    if n_ev > max_events:
+                        break
+                    V0 = vr
+                    refr[n] = _hold_until(t, tref, t_max, only_first)
+                    n_done += only_first
+                V[n], I[n] = V0, I0
+                if n_ev > max_events:
+                    df[F_FAIL] = t
+                    break
+        elif t1 > t0 and k > 0:            # a non-spiking population: the flow only
+            em, es, kk = decay(t1 - t0, tm, ts, g)
+            for n in range(N):
+                V[n], I[n] = flow(V[n], I[n], em, es, kk)
+        if k >= n_arr or n_ev > max_events or n_done == N:   # (all held for good: done)
+            break
         while k < n_arr and at[k] == t1:
             row = P.proj_w_off[aj[k]] + am[k] * N
             for n in range(N):
                 I[n] += W[row + n]
             k += 1
         t0 = t1
+    di[D_EVENTS], di[D_SPIKES], di[D_PRED] = n_ev, di[D_SPIKES] + n_sp, di[D_PRED] + n_pred
+    di[D_SOLVES] += n_solve
+    di[D_IMMEDIATE] += n_imm
+    df[F_CLOSEST], df[F_SLOPE] = closest, slope
+    return rt, ri, rc, rr, nrec
 
 
 @njit(**_JIT)
-def _sort_block(R, a, b):
-    """Records ``a..b`` (one population, appended interval by interval) into time order."""
-    if b - a < 2:
-        return
-    o = np.argsort(R[0][a:b], kind="mergesort")
-    for f in (R[0], R[3], R[4]):
-        f[a:b] = f[a:b][o]
-    for f in (R[1], R[2]):
-        f[a:b] = f[a:b][o]
+def _hold_until(t, tref, t_max, only_first):
+    """End of the refractory period after a spike at ``t`` (inf: none in the window, or held
+    for good when only first spikes are followed)."""
+    if only_first:
+        return INF
+    if tref > 0.0:
+        return t + tref if t + tref <= t_max else INF
+    return -INF
 
 
 @njit(**_JIT)
-def forward_sample(P, W, in_t, in_id, t_max, max_events):
+def forward_sample(P, W, in_t, in_id, t_max, max_events, first_only):
     """One sample. Returns ``(status, rec_t, rec_p, rec_i, rec_c, rec_r, diag_i, diag_f)``
-    with the records in event order (time, population, neuron); status 1: event limit."""
+    with the records in event order (time, population, neuron); status 1: event limit. The
+    neurons of a population with ``first_only[p]`` stop after their first spike."""
     npop = P.pop_size.shape[0]
     di = np.zeros(6, dtype=np.int64)
     df = np.array([INF, INF, 0.0])
@@ -246,83 +246,116 @@ def forward_sample(P, W, in_t, in_id, t_max, max_events):
             di[D_LATE] += 1
         else:
             di[D_EVENTS] += 1
-    cap = 64
-    R = (np.empty(cap), np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64),
-         np.empty(cap), np.empty(cap))
-    nrec = 0
-    first = np.zeros(npop, dtype=np.int64)     # records of population p: first[p]..last[p]
+    rt, ri, rc, rr = np.empty(64), np.empty(64, dtype=np.int64), np.empty(64), np.empty(64)
+    rp = np.empty(npop + 1, dtype=np.int64)   # population of each block, in block order
+    first = np.zeros(npop, dtype=np.int64)    # records of population p: first[p]..last[p]
     last = np.zeros(npop, dtype=np.int64)
+    nrec = 0
     status = 0
     for qi in range(npop):
         q = P.topo[qi]
-        idx = np.arange(nrec)
-        at, aj, am, _, _ = arrivals_into(P, q, t_max, in_t, in_id, R[0], R[2], first, last,
-                                         idx)
+        at, aj, am, _, _ = arrivals_into(P, q, t_max, in_t, in_id, rt, ri, first, last,
+                                         np.arange(nrec))
         di[D_EVENTS] += at.shape[0]
         if di[D_EVENTS] > max_events:
             df[F_FAIL] = at[-1] if at.shape[0] else 0.0
             status = 1
             break
         a = nrec
-        R, nrec = _walk_forward(P, W, q, at, aj, am, t_max, max_events, R, nrec, di, df)
+        rt, ri, rc, rr, nrec = _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc,
+                                             rr, nrec, di, df, first_only[q])
+        first[q], last[q] = a, nrec
         if di[D_EVENTS] > max_events:
             status = 1
             break
-        _sort_block(R, a, nrec)
-        first[q] = a
-        last[q] = nrec
-    o = _event_order(R, nrec)
-    return status, R[0][o], R[1][o], R[2][o], R[3][o], R[4][o], di, df
+        _sort_block(rt, ri, rc, rr, a, nrec)
+    pop = np.empty(nrec, dtype=np.int64)
+    for q in range(npop):
+        pop[first[q]:last[q]] = q
+    o = _event_order(rt, first, last)
+    return status, rt[o], pop[o], ri[o], rc[o], rr[o], di, df
 
 
 @njit(**_JIT)
-def _event_order(R, nrec):
-    """Indices of the records in event order: by time, then population, then neuron."""
-    o = np.argsort(R[2][:nrec], kind="mergesort")
-    o = o[np.argsort(R[1][o], kind="mergesort")]
-    return o[np.argsort(R[0][o], kind="mergesort")]
+def _sort_block(rt, ri, rc, rr, a, b):
+    """Records ``a..b`` (one population, appended interval by interval: sorted across
+    intervals, not within one) into time order, stably."""
+    if b - a < 2 or is_sorted(rt[a:b], b - a):
+        return
+    o = stable_order(rt[a:b], b - a)
+    rt[a:b], ri[a:b], rc[a:b], rr[a:b] = rt[a:b][o], ri[a:b][o], rc[a:b][o], rr[a:b][o]
+
+
+@njit(**_JIT)
+def _event_order(rt, first, last):
+    """Indices of the records in event order: by time, then population, then neuron. Each
+    population's block ``first[p]..last[p]`` is in (time, neuron) order; merging the blocks one
+    after another in population order, ties to the earlier, gives ties the population order."""
+    n = 0
+    order = np.empty(last.sum() - first.sum(), dtype=np.int64)
+    tmp = np.empty_like(order)
+    for p in range(first.shape[0]):
+        a, b = first[p], last[p]
+        i, j, c = 0, a, 0
+        while i < n or j < b:
+            if j >= b or (i < n and rt[order[i]] <= rt[j]):
+                tmp[c] = order[i]
+                i += 1
+            else:
+                tmp[c] = j
+                j += 1
+            c += 1
+        order, tmp = tmp, order
+        n = c
+    return order
 
 
 # --------------------------------------------------------------------------- adjoint
 @njit(**_JIT)
-def _own_events(P, q, t_max, rec_t, rec_i, first, last, idx, pr_pop, pr_n, pr_t, pr_end):
+def _own_events(P, q, t_max, rec_t, rec_i, rec_r, first, last, idx, pr_pop, pr_n, pr_t,
+                pr_end):
     """A population's own events for the adjoint, per neuron in (time, rank) order.
 
     Returns ``(ptr, ev_t, ev_rank, ev_idx)``: neuron ``n``'s events are
     ``ptr[n]..ptr[n + 1]``; ranks 0 spike, 1 release (``ev_idx``: the record), 2 probe
     (``ev_idx``: the probe). Probes at ``t_max`` after every event (``pr_end``) are not
-    listed (the caller applies them first).
+    listed (the caller applies them first). A neuron's spikes come in time order, each
+    followed by its release; probes are put in place one by one.
     """
     N = P.pop_size[q]
     tref = P.p_tref[q]
-    ns = last[q] - first[q]
-    cap = 2 * ns + pr_pop.shape[0]
-    ev_t = np.empty(cap)
-    ev_r = np.empty(cap, dtype=np.int64)
-    ev_n = np.empty(cap, dtype=np.int64)
-    ev_i = np.empty(cap, dtype=np.int64)
-    c = 0
-    for u in range(ns):
-        k = idx[first[q] + u]
-        for rank in range(2):
-            t = rec_t[k] + (tref if rank == 1 else 0.0)
-            if rank == 1 and not (tref > 0.0 and t <= t_max):
-                continue
-            ev_t[c], ev_r[c], ev_n[c], ev_i[c] = t, rank, rec_i[k], k
-            c += 1
+    ptr = np.zeros(N + 1, dtype=np.int64)
+    for u in range(first[q], last[q]):
+        k = idx[u]
+        ptr[rec_i[k] + 1] += 1 + (tref > 0.0 and rec_r[k] == rec_r[k])
     for u in range(pr_pop.shape[0]):
         if pr_pop[u] == q and not pr_end[u]:
-            ev_t[c], ev_r[c], ev_n[c], ev_i[c] = pr_t[u], 2, pr_n[u], u
-            c += 1
-    o = np.argsort(ev_r[:c], kind="mergesort")
-    o = o[np.argsort(ev_t[o], kind="mergesort")]
-    o = o[np.argsort(ev_n[o], kind="mergesort")]
-    ptr = np.zeros(N + 1, dtype=np.int64)
-    for u in range(c):
-        ptr[ev_n[u] + 1] += 1
+            ptr[pr_n[u] + 1] += 1
     for n in range(N):
         ptr[n + 1] += ptr[n]
-    return ptr, ev_t[o], ev_r[o], ev_i[o]
+    fill = ptr[:N].copy()
+    ev_t = np.empty(ptr[N])
+    ev_r = np.empty(ptr[N], dtype=np.int64)
+    ev_i = np.empty(ptr[N], dtype=np.int64)
+    for u in range(first[q], last[q]):
+        k = idx[u]
+        n = rec_i[k]
+        ev_t[fill[n]], ev_r[fill[n]], ev_i[fill[n]] = rec_t[k], 0, k
+        fill[n] += 1
+        if tref > 0.0 and rec_r[k] == rec_r[k]:     # a release the forward pass recorded
+            ev_t[fill[n]], ev_r[fill[n]], ev_i[fill[n]] = rec_t[k] + tref, 1, k
+            fill[n] += 1
+    for u in range(pr_pop.shape[0]):
+        if pr_pop[u] == q and not pr_end[u]:
+            n = pr_n[u]
+            j = fill[n]
+            while j > ptr[n] and (ev_t[j - 1] > pr_t[u] or
+                                  (ev_t[j - 1] == pr_t[u] and ev_r[j - 1] > 2)):
+                ev_t[j], ev_r[j], ev_i[j] = ev_t[j - 1], ev_r[j - 1], ev_i[j - 1]
+                j -= 1
+            ev_t[j], ev_r[j], ev_i[j] = pr_t[u], 2, u
+            fill[n] += 1
+    return ptr, ev_t, ev_r, ev_i
 
 
 @njit(**_JIT)
@@ -334,51 +367,16 @@ def _retreat(mu_V, mu_I, D, tm, ts, g):
 
 
 @njit(**_JIT)
-def _neuron_back(P, q, mV, mI, t_hi, t_lo, p, p0, ev_t, ev_r, ev_i, rec_c, rec_r, g_t, pr_dl,
-                 n_graz):
-    """Costate of one neuron from ``t_hi`` back to ``t_lo`` through its own events
-    ``p0..p`` (descending) in ``(t_lo, t_hi]``. Returns ``(mu_V, mu_I, p, n_grazing)``."""
-    tm, ts, g = P.p_tm[q], P.p_ts[q], P.p_g[q]
-    th, vr = P.p_th[q], P.p_vr[q]
-    cur = t_hi
-    while p >= p0 and ev_t[p] > t_lo:
-        te = ev_t[p]
-        mV, mI = _retreat(mV, mI, cur - te, tm, ts, g)
-        cur = te
-        k = ev_i[p]
-        if ev_r[p] == 0:
-            mV, graz = spike_adjoint(mV, rec_c[k], th, vr, tm, g_t[k])
-            n_graz += graz
-        elif ev_r[p] == 1:
-            g_t[k] += release_adjoint(mV, rec_r[k], vr, tm)
-            mV = 0.0
-        else:
-            mV += pr_dl[k]
-        p -= 1
-    mV, mI = _retreat(mV, mI, cur - t_lo, tm, ts, g)
-    return mV, mI, p, n_graz
-
-
-@njit(**_JIT)
-def _arrival_grads(P, W, q, row, tag, t, mu_V, mu_I, kinks_n, kinks_x, kinks_t, gw, gd, g_t,
-                   g_in):
-    """Adjoint of one arrival (presynaptic row ``row`` of W) into every neuron of ``q``."""
-    N = P.pop_size[q]
-    tm, ts = P.p_tm[q], P.p_ts[q]
-    total = 0.0
-    for n in range(N):
-        dLda = arrival_adjoint(W[row + n], mu_V[n], mu_I[n], tm, ts)
-        gw[row + n] += mu_I[n]
-        gd[row + n] += dLda
-        total += dLda
-    for u in range(kinks_n.shape[0]):
-        if kinks_t[u] == t:
-            gd[row + kinks_n[u]] += kinks_x[u]
-            total += kinks_x[u]
-    if tag >= 0:
-        g_t[tag] += total
-    else:
-        g_in[-tag - 1] += total
+def _own_jump(rank, mu_V, g_tk, I_k, I_rk, dl, th, vr, tm):
+    """The costate jump of one of a neuron's own events (rank 0 spike with pre-spike current
+    ``I_k`` and dL/dt_k ``g_tk``; 1 release with current ``I_rk``; 2 a probe adding ``dl``).
+    Returns ``(mu_V, dL/dt_k added, grazing)``."""
+    if rank == 0:
+        mu_V, graz = spike_adjoint(mu_V, I_k, th, vr, tm, g_tk)
+        return mu_V, 0.0, graz
+    if rank == 1:
+        return 0.0, release_adjoint(mu_V, I_rk, vr, tm), False
+    return mu_V + dl, 0.0, False
 
 
 @njit(**_JIT)
@@ -402,17 +400,20 @@ def _kinks(q, pr_pop, pr_n, pr_t, pr_dl, pr_arr, pr_vdot):
 @njit(**_JIT)
 def _walk_backward(P, W, q, t_max, in_t, in_id, rec_t, rec_i, rec_c, rec_r, first, last, idx,
                    g_t, g_in, pr, gw, gd):
-    """The costate of population ``q`` from ``t_max`` back to its first arrival."""
+    """The costate of population ``q`` from ``t_max`` back to its first arrival: the arrival
+    intervals in reverse with the transposed flow, shared by the neurons without own events in
+    an interval; a neuron's own events (spikes, releases, probes) one by one
+    (:func:`_own_jump`); at each arrival dL/dw, dL/dd and dL/d(its cause's time). Returns the
+    number of grazing spikes. (The loops are written out here: see :func:`_walk_forward`.)"""
     pr_pop, pr_n, pr_t, pr_dl, pr_arr, pr_vdot, pr_end = pr
     N = P.pop_size[q]
-    tm, ts, g = P.p_tm[q], P.p_ts[q], P.p_g[q]
+    tm, ts, g, th, vr = P.p_tm[q], P.p_ts[q], P.p_g[q], P.p_th[q], P.p_vr[q]
     at, aj, am, atag, _ = arrivals_into(P, q, t_max, in_t, in_id, rec_t, rec_i, first, last,
                                         idx)
-    ptr, ev_t, ev_r, ev_i = _own_events(P, q, t_max, rec_t, rec_i, first, last, idx, pr_pop,
-                                        pr_n, pr_t, pr_end)
+    ptr, ev_t, ev_r, ev_i = _own_events(P, q, t_max, rec_t, rec_i, rec_r, first, last, idx,
+                                        pr_pop, pr_n, pr_t, pr_end)
     kn, kt, kx = _kinks(q, pr_pop, pr_n, pr_t, pr_dl, pr_arr, pr_vdot)
-    mu_V = np.zeros(N)
-    mu_I = np.zeros(N)
+    mu_V, mu_I = np.zeros(N), np.zeros(N)
     for u in range(pr_pop.shape[0]):
         if pr_pop[u] == q and pr_end[u]:
             mu_V[pr_n[u]] += pr_dl[u]
@@ -425,15 +426,39 @@ def _walk_backward(P, W, q, t_max, in_t, in_id, rec_t, rec_i, rec_c, rec_r, firs
         em, es, kk = decay(t_hi - t_lo, tm, ts, g)
         for n in range(N):
             if p[n] >= ptr[n] and ev_t[p[n]] > t_lo:
-                mu_V[n], mu_I[n], p[n], n_graz = _neuron_back(
-                    P, q, mu_V[n], mu_I[n], t_hi, t_lo, p[n], ptr[n], ev_t, ev_r, ev_i, rec_c,
-                    rec_r, g_t, pr_dl, n_graz)
+                mV, mI, cur = mu_V[n], mu_I[n], t_hi
+                while p[n] >= ptr[n] and ev_t[p[n]] > t_lo:
+                    e = p[n]
+                    mV, mI = _retreat(mV, mI, cur - ev_t[e], tm, ts, g)
+                    cur = ev_t[e]
+                    r, x = ev_r[e], ev_i[e]
+                    if r == 2:
+                        mV, dg, graz = _own_jump(2, mV, 0.0, 0.0, 0.0, pr_dl[x], th, vr, tm)
+                    else:
+                        mV, dg, graz = _own_jump(r, mV, g_t[x], rec_c[x], rec_r[x], 0.0, th, vr,
+                                                 tm)
+                        g_t[x] += dg
+                    n_graz += graz
+                    p[n] -= 1
+                mu_V[n], mu_I[n] = _retreat(mV, mI, cur - t_lo, tm, ts, g)
             elif t_hi > t_lo:
                 mu_V[n], mu_I[n] = flow_adjoint(mu_V[n], mu_I[n], em, es, kk)
         while k >= 0 and at[k] == t_lo:
             row = P.proj_w_off[aj[k]] + am[k] * N
-            _arrival_grads(P, W, q, row, atag[k], t_lo, mu_V, mu_I, kn, kx, kt, gw, gd, g_t,
-                           g_in)
+            total = 0.0
+            for n in range(N):
+                dLda = arrival_adjoint(W[row + n], mu_V[n], mu_I[n], tm, ts)
+                gw[row + n] += mu_I[n]
+                gd[row + n] += dLda
+                total += dLda
+            for u in range(kn.shape[0]):
+                if kt[u] == t_lo:
+                    gd[row + kn[u]] += kx[u]
+                    total += kx[u]
+            if atag[k] >= 0:
+                g_t[atag[k]] += total
+            else:
+                g_in[-atag[k] - 1] += total
             k -= 1
         t_hi = t_lo
     return n_graz

@@ -49,7 +49,7 @@ from numba import njit
 
 __all__ = ["KERNEL_SWITCH", "CANDIDATE_MARGIN", "rate", "kernel", "decay", "flow",
            "flow_adjoint", "voltage", "peak_time", "max_on_interval", "peak_bound", "may_cross", "crossing", "crossing_lower_bound",
-           "solve_crossing", "solve_rising",
+           "solve_crossing", "solve_rising", "hermite_root",
            "spike_adjoint", "release_adjoint", "arrival_adjoint", "slope_floor"]
 
 INF = math.inf
@@ -138,16 +138,20 @@ def peak_time(V0, I0, tm, ts):
 def peak_bound(V0, I0, tm, ts):
     """A cheap upper bound of the maximum of V over ``[0, inf)`` without input.
 
-    ``V0`` if V is not rising. Otherwise the peak, where ``V = I``, lies at ``t* >= t_lb =
-    (I0 - V0)/((I0 - V0)/tm + I0/ts)`` (V is concave while rising, so it stays below its
-    tangent ``V0 + (I0 - V0) t/tm``, and ``I >= I0 (1 - t/ts)``), so the peak value
-    ``I(t*) <= I0 exp(-t_lb/ts) <= I0/(1 + t_lb/ts)``.
+    ``V0`` if V is not rising. Otherwise the maximum is the current at the peak time
+    (:func:`peak_time`): ``V* = I(D*) = I0 exp(-u L(y))``. With lower bounds of ``L``
+    (``L(y) >= 1 + y/2 + y^2/3`` for ``y >= 0``, the rest of its series being positive;
+    ``L(y) >= 1/(1 - y/2)`` for ``y < 0``, from ``log(1 + z) >= 2z/(2 + z)``) and
+    ``exp(-w) <= 1/(1 + w + w^2/2 + w^3/6)``, ``V* <= I0/(1 + w + w^2/2 + w^3/6)`` with
+    ``w = u L_low``: one division, a few per cent above ``V*``.
     """
     if not (I0 > V0 and I0 > 0.0):
         return V0
-    a = I0 - V0
-    t_lb = a / (a / tm + I0 / ts)
-    return I0 / (1.0 + t_lb / ts)
+    u = (I0 - V0) / I0
+    y = (1.0 - ts / tm) * u
+    L = 1.0 + y * (0.5 + y / 3.0) if y >= 0.0 else 1.0 / (1.0 - 0.5 * y)
+    w = u * L
+    return I0 / (1.0 + w * (1.0 + w * (0.5 + w / 6.0)))
 
 
 @njit(**_JIT)
@@ -188,7 +192,9 @@ def crossing(V0, I0, H, tm, ts, g, th):
     if V0 >= th:
         return 0.0, D_end, Vp
     if Vp >= th:
-        return solve_rising(V0, I0, D_end, Vp, tm, ts, g, th), D_end, Vp
+        # the same end state as solve_crossing's, so every engine solves from the same data
+        return solve_rising(V0, I0, D_end, Vp, I0 * math.exp(-D_end / ts), tm, ts, g, th), \
+            D_end, Vp
     return INF, D_end, Vp
 
 
@@ -202,44 +208,103 @@ def solve_crossing(V0, I0, D_end, tm, ts, g, th):
     floats where ``V - th`` changes sign more than once; ``D`` lies in that band. See
     :func:`solve_rising`.
     """
-    return solve_rising(V0, I0, D_end, voltage(V0, I0, D_end, tm, ts, g), tm, ts, g, th)
+    em, es, kk = decay(D_end, tm, ts, g)
+    V_end, I_end = flow(V0, I0, em, es, kk)
+    return solve_rising(V0, I0, D_end, V_end, I_end, tm, ts, g, th)
 
 
 @njit(**_JIT)
-def solve_rising(V0, I0, D_end, V_end, tm, ts, g, th):
-    """:func:`solve_crossing` given ``V_end = V(D_end)``.
+def solve_rising(V0, I0, D_end, V_end, I_end, tm, ts, g, th):
+    """:func:`solve_crossing` given the state ``(V_end, I_end)`` at ``D_end``.
 
     Halley's iteration on ``f(D) = V(D) - th`` with the analytic derivatives
-    ``f' = (I - V)/tm`` and ``f'' = (-I/ts - f')/tm``, started at the lower bound
-    :func:`crossing_lower_bound` and kept inside the bracket (bisection when a step leaves
-    it). The converged iterate is returned if ``V >= th`` there, else the next float up where
-    ``V >= th``.
+    ``f' = (I - V)/tm`` and ``f'' = (-I/ts - f')/tm``, kept inside the bracket (bisection when
+    a step leaves it), from the root of the cubic Hermite interpolant of V on the bracket (its
+    values and slopes at both ends are known). The iterations evaluate V with reciprocals and
+    shared exponentials (:func:`_v_steer`: within a few ulp of the closed form, which is all
+    steering needs); once a step is below 1e-9 relative, one more step lands within rounding of
+    the root (cubic convergence) and the closed form itself decides: the result is that point
+    if ``V >= th`` there, else the next float up where ``V >= th``. Usually two steering
+    evaluations and one or two of the closed form.
     """
     if V_end - th <= 0.0:
         return D_end  # the maximum touches threshold to the last bit
-    lo = 0.0          # invariant: f(lo) < 0 <= f(hi)
+    itm, its = 1.0 / tm, 1.0 / ts
+    c = ts / (tm - ts) if tm != ts else 0.0
+    lo = 0.0
     hi = D_end
-    x = crossing_lower_bound(V0, I0, D_end, tm, th)
+    x = _start(V0, I0, D_end, V_end, I_end, itm, th)
     for _ in range(60):
-        em, es, kk = decay(x, tm, ts, g)
-        V, I = flow(V0, I0, em, es, kk)
+        V, I = _v_steer(V0, I0, x, itm, its, g, c)
         fx = V - th
         if fx < 0.0:
             lo = x
         else:
             hi = x
-        d1 = (I - V) / tm
-        d2 = (-I / ts - d1) / tm
+        d1 = (I - V) * itm
+        d2 = (-I * its - d1) * itm
         den = 2.0 * d1 * d1 - fx * d2
         step = 2.0 * fx * d1 / den if den > 0.0 else INF
-        if abs(step) <= 2.0 * EPS * x or hi - lo <= 2.0 * EPS * hi:
+        if abs(step) <= 1e-6 * x:          # the next iterate is within rounding (cubic)
+            x = min(max(x - step, lo), hi)
             break
         x = x - step
         if not (lo < x < hi):
             x = lo + 0.5 * (hi - lo)
-    if fx >= 0.0:
+            if hi - lo <= 2.0 * EPS * hi:
+                break
+    if voltage(V0, I0, x, tm, ts, g) - th >= 0.0:
         return x
-    return _first_above(V0, I0, tm, ts, g, th, x, hi)
+    return _first_above(V0, I0, tm, ts, g, th, x, D_end)
+
+
+@njit(**_JIT)
+def _v_steer(V0, I0, x, itm, its, g, c):
+    """``(V, I)`` at ``x`` for steering the root solve: the closed form with multiplications
+    by reciprocals and ``e^{-x/ts} = e^{-x/tm} (1 + expm1(-x g))`` (two transcendentals)."""
+    em = math.exp(-x * itm)
+    xg = x * g
+    if abs(xg) <= KERNEL_SWITCH:
+        e = math.expm1(-xg)
+        phi = 1.0 if xg == 0.0 else -e / xg
+        return V0 * em + I0 * (x * itm) * em * phi, I0 * em * (1.0 + e)
+    es = math.exp(-x * its)
+    return V0 * em + I0 * c * (em - es), I0 * es
+
+
+@njit(**_JIT)
+def _start(V0, I0, D, V_end, I_end, itm, th):
+    """Starting point of the root solve on ``[0, D]``: where the cubic Hermite interpolant of
+    the inverse function ``t(V)`` reaches ``th`` if V is still rising at ``D`` (a formula),
+    else the root of the Hermite interpolant of ``V(t)`` (:func:`hermite_root`)."""
+    s0 = (I0 - V0) * itm
+    s1 = (I_end - V_end) * itm
+    dV = V_end - V0
+    if s1 > 0.0:
+        u = (th - V0) / dV
+        u2 = u * u
+        t = (u2 * u - 2.0 * u2 + u) * dV / s0 + (3.0 * u2 - 2.0 * u2 * u) * D \
+            + (u2 * u - u2) * dV / s1
+        return min(max(t, 0.0), D)
+    return hermite_root(V0 - th, V_end - th, D * s0, D * s1) * D
+
+
+@njit(**_JIT)
+def hermite_root(p0, p1, m0, m1):
+    """Root in ``(0, 1)`` of the cubic Hermite interpolant with values ``p0 < 0 <= p1`` and
+    slopes ``m0, m1`` at 0 and 1 (a few safeguarded Newton steps from the secant root): the
+    solver's starting point."""
+    u = -p0 / (p1 - p0)
+    for _ in range(4):
+        u2 = u * u
+        h = (2.0 * u2 * u - 3.0 * u2 + 1.0) * p0 + (u2 * u - 2.0 * u2 + u) * m0 \
+            + (3.0 * u2 - 2.0 * u2 * u) * p1 + (u2 * u - u2) * m1
+        dh = (6.0 * u2 - 6.0 * u) * (p0 - p1) + (3.0 * u2 - 4.0 * u + 1.0) * m0 \
+            + (3.0 * u2 - 2.0 * u) * m1
+        if not dh > 0.0:
+            break
+        u = min(max(u - h / dh, 0.0), 1.0)
+    return u
 
 
 @njit(**_JIT)

@@ -228,7 +228,7 @@ def _events(result, probes) -> tuple[list, dict]:
         events.append((t, SPIKE, p, n, k, None))
         add_arrivals(p, n, t, k)
         t_ref = net.populations[p].neuron.t_ref
-        if t_ref > 0.0 and t + t_ref <= t_max:
+        if t_ref > 0.0 and not math.isnan(rec.release_currents[k]):   # recorded: it happened
             events.append((t + t_ref, RELEASE, p, n, k, None))
     kinks: dict[tuple[int, float], dict[int, float]] = {}
     for pr in probes:

@@ -13,12 +13,13 @@ interior peak.
 from __future__ import annotations
 
 
+import numpy as np
 from numba import njit
 
 from .arrivals import reaches
-from .physics import decay, flow, peak_time, voltage
+from .physics import decay, flow, peak_bound, peak_time, voltage
 
-__all__ = ["AT_START", "AT_PEAK", "AT_ARRIVAL", "AT_END", "max_voltage_neuron"]
+__all__ = ["AT_START", "AT_PEAK", "AT_ARRIVAL", "AT_END", "max_voltage_neurons"]
 
 #: Where the maximum of V lies.
 AT_START, AT_PEAK, AT_ARRIVAL, AT_END = 0, 1, 2, 3
@@ -27,16 +28,23 @@ _JIT = {"cache": True, "nogil": True}
 
 
 @njit(**_JIT)
-def max_voltage_neuron(P, W, q, n, at, aj, am, ag, t_max):
-    """Maximum of V of neuron ``n`` of population ``q`` given the population's arrivals
-    ``(at, aj, am, ag)`` (:func:`eventgrad.event.arrivals.arrivals_into`), assuming the neuron
-    does not spike. Returns ``(value, time, kind, vdot_left)``."""
+def max_voltage_neurons(P, W, q, sel, at, aj, am, ag, t_max, out_v, out_t, out_k, out_d):
+    """Maximum of V of the neurons ``sel`` of population ``q`` given the population's arrivals
+    ``(at, aj, am, ag)`` (:func:`eventgrad.event.arrivals.arrivals_into`), assuming they do
+    not spike: writes ``(value, time, kind, vdot_left)`` of neuron ``sel[u]`` into
+    ``out_*[u]``. The flow coefficients of an interval are shared by the neurons; an interior
+    peak is located only where :func:`~eventgrad.event.physics.peak_bound` could beat the
+    maximum so far."""
     N = P.pop_size[q]
     tm, ts, g = P.p_tm[q], P.p_ts[q], P.p_g[q]
-    v = 0.0
-    cur = 0.0
+    m = sel.shape[0]
+    v = np.zeros(m)
+    cur = np.zeros(m)
+    out_v[:m] = 0.0
+    out_t[:m] = 0.0
+    out_k[:m] = AT_START
+    out_d[:m] = 0.0
     t_prev = 0.0
-    best, best_t, kind, vdot = 0.0, 0.0, AT_START, 0.0
     k = 0
     n_arr = at.shape[0]
     while True:
@@ -44,24 +52,28 @@ def max_voltage_neuron(P, W, q, n, at, aj, am, ag, t_max):
         t = t_max if end else at[k]
         D = t - t_prev
         if D > 0.0:
-            Dpk = peak_time(v, cur, tm, ts)
-            if 0.0 < Dpk < D:
-                vpk = voltage(v, cur, Dpk, tm, ts, g)
-                if vpk > best:
-                    best, best_t, kind, vdot = vpk, t_prev + Dpk, AT_PEAK, 0.0
             em, es, kk = decay(D, tm, ts, g)
-            v, cur = flow(v, cur, em, es, kk)
+            for u in range(m):
+                V0, I0 = v[u], cur[u]
+                V1, I1 = flow(V0, I0, em, es, kk)
+                if I0 > V0 and I0 > 0.0 and I1 < V1 and peak_bound(V0, I0, tm, ts) > out_v[u]:
+                    Dpk = peak_time(V0, I0, tm, ts)
+                    if 0.0 < Dpk < D:
+                        vpk = voltage(V0, I0, Dpk, tm, ts, g)
+                        if vpk > out_v[u]:
+                            out_v[u], out_t[u], out_k[u], out_d[u] = vpk, t_prev + Dpk, AT_PEAK, 0.0
+                v[u], cur[u] = V1, I1
             t_prev = t
-        if v > best:
-            best, best_t, kind = v, t, (AT_END if end else AT_ARRIVAL)
-            vdot = (cur - v) / tm
+        for u in range(m):
+            if v[u] > out_v[u]:
+                out_v[u], out_t[u] = v[u], t
+                out_k[u] = AT_END if end else AT_ARRIVAL
+                out_d[u] = (cur[u] - v[u]) / tm
         if end:
-            return best, best_t, kind, vdot
-        dw = 0.0
+            return
         while k < n_arr and at[k] == t:
-            if reaches(P, ag[k], n):
-                dw += W[P.proj_w_off[aj[k]] + am[k] * N + n]
+            row = P.proj_w_off[aj[k]] + am[k] * N
+            for u in range(m):
+                if reaches(P, ag[k], sel[u]):
+                    cur[u] += W[row + sel[u]]
             k += 1
-        cur = cur + dw
-
-
