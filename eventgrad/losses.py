@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # torch is imported where a loss is evaluated, not with event
     import torch
 
 __all__ = ["Loss", "FirstSpikeCrossEntropy", "SpikeTimeMSE", "MaxVoltageCrossEntropy",
-           "dead_neuron_penalty"]
+           "dead_neuron_penalty", "dead_neuron_penalty_grad"]
 
 
 class Loss:
@@ -223,3 +223,21 @@ def dead_neuron_penalty(vmax: torch.Tensor, silent: torch.Tensor, threshold: flo
     if not bool(dead.any()):
         return vmax.new_zeros(())
     return (threshold - vmax[:, dead].max(dim=0).values).sum()
+
+
+def dead_neuron_penalty_grad(vmax: np.ndarray, threshold: float) -> tuple[float, np.ndarray]:
+    """:func:`dead_neuron_penalty` in numpy with its derivative, for a ``dead_max_voltage``
+    readout ``vmax`` (batch, n): nan except for the neurons silent on every sample.
+
+    Returns the penalty and ``dP/dvmax`` (batch, n): -1 where each dead neuron's maximum over
+    the batch is reached (the first such sample), 0 elsewhere.
+    """
+    v = np.asarray(vmax, dtype=np.float64)
+    dead = ~np.any(np.isnan(v), axis=0) if v.size else np.zeros(v.shape[1], dtype=bool)
+    grad = np.zeros(v.shape)
+    if not dead.any():
+        return 0.0, grad
+    cols = np.flatnonzero(dead)
+    rows = np.argmax(v[:, cols], axis=0)
+    grad[rows, cols] = -1.0
+    return float(np.sum(threshold - v[rows, cols])), grad

@@ -64,7 +64,7 @@ from .neuron import LIF
 from .simulate import simulate
 from .surrogates import Surrogate
 
-__all__ = ["TrainResult", "train", "evaluate", "newton_refine", "save", "load",
+__all__ = ["TrainResult", "train", "EventPropStep", "evaluate", "newton_refine", "save", "load",
            "network_to_dict", "network_from_dict"]
 
 METHODS = ("eventprop", "surrogate")
@@ -184,6 +184,52 @@ def _postfix(entry: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------ training
+class EventPropStep:
+    """One exact gradient evaluation of :func:`train`'s EventProp path.
+
+    ``step(batch, target)`` runs the event engine on the batch with the current values of
+    ``params`` (one float64 tensor per projection), reads the loss's readout (and, with
+    ``revive > 0``, the dead-neuron readout of every other population), evaluates the loss and
+    its derivative, runs the adjoint and stores dL/dw into each tensor's ``.grad``. Returns
+    ``(loss, loss + revive * dead-neuron penalty)`` as floats. The same computation as the
+    torch bridge (:func:`eventgrad.torch.eventprop`) with the loss on top, without building a
+    torch graph for it.
+    """
+
+    def __init__(self, network: Network, loss, t_max: float, params, revive: float = 0.0,
+                 engine: str = "fast") -> None:
+        from .torch import _options
+
+        self.network, self.loss, self.params, self.revive = network, loss, list(params), revive
+        out_pop = network.population(loss.pop)
+        self.revive_pops = [p for p in network.populations if p is not out_pop] \
+            if revive > 0 else []
+        readouts = ((loss.readout, loss.pop),) + tuple(
+            ("dead_max_voltage", p.index) for p in self.revive_pops)
+        self.opts = _options(network, t_max, readouts, loss.t_silent,
+                             getattr(loss, "silent_slope", 0.0), False, 10**6, engine)
+
+    def __call__(self, batch, target) -> tuple[float, float]:
+        from .gradients import backward_batch
+        from .losses import dead_neuron_penalty_grad
+        from .simulate import _validate_inputs
+        from .torch import run_forward
+
+        batch, _ = _validate_inputs(self.network, list(batch))
+        fwd = run_forward(self.opts, batch, self.params)
+        L, dv = self.loss.value_and_grad(fwd.reads[0].values, target)
+        terms = [(fwd.reads[0], dv)]
+        L_step = L
+        for p, r in zip(self.revive_pops, fwd.reads[1:]):
+            value, dpen = dead_neuron_penalty_grad(r.values, p.neuron.threshold)
+            L_step += self.revive * value
+            terms.append((r, self.revive * dpen))
+        out = backward_batch(fwd.result, terms, self.opts.engine)
+        for t, g in zip(self.params, fwd.result.plan.split(out.weights)):
+            t.grad = torch.from_numpy(g.copy())
+        return float(L), float(L_step)
+
+
 @contextlib.contextmanager
 def _torch_threads(n: int | None):
     old = torch.get_num_threads()
@@ -297,18 +343,11 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
     out_pop = net.population(loss_fn.pop)
     revive_pops = [p for p in net.populations if p is not out_pop] if revive > 0 else []
     if method == "eventprop":
-        from .torch import eventprop
-        readouts = ((loss_fn.readout, loss_fn.pop),) + tuple(
-            ("dead_max_voltage", p.index) for p in revive_pops)
+        step = EventPropStep(net, loss_fn, task.t_max, params, revive=revive)
 
         def batch_loss(idx):
-            vals, *vmax = eventprop(net, [task.inputs[i] for i in idx], task.t_max, params,
-                                    readouts=readouts, t_silent=loss_fn.t_silent,
-                                    silent_slope=getattr(loss_fn, "silent_slope", 0.0))
-            L = loss_fn(vals, task.loss_target(idx))
-            extra = sum(dead_neuron_penalty(v, ~torch.isnan(v), p.neuron.threshold)
-                        for p, v in zip(revive_pops, vmax))
-            return L, L + revive * extra
+            L, L_step = step([task.inputs[i] for i in idx], task.loss_target(idx))
+            return torch.tensor(L), torch.tensor(L_step)
     else:
         from . import discrete
 
@@ -359,6 +398,7 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
                 L, L_step = batch_loss(idx)
                 if L_step.requires_grad:
                     L_step.backward()
+                if L_step.requires_grad or method == "eventprop":   # (EventProp sets .grad)
                     if clip_grad_norm is not None:
                         torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
                     opt.step()

@@ -6,7 +6,7 @@ neurons of one projection after one of its delays. For population ``q`` the comp
 presynaptic neuron m, tag, group)``, sorted by time (stable: ties keep projection order, then
 the order of the presynaptic spikes), where ``tag`` names the cause (``s >= 0``: record ``s``;
 ``-(i + 1)``: input spike ``i``) and ``group`` the arrival group of the plan (which neurons of
-``q`` it reaches). The layered engine, its adjoint and the maximum-of-V readout walk this list;
+``q`` it reaches: all when ``P.grp_all[group]``, else ``P.post_idx[P.post_ptr[group]:...]``). The layered engine, its adjoint and the maximum-of-V readout walk this list;
 every distinct arrival time is an interval edge of the whole population.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["arrivals_into", "by_population", "is_sorted", "stable_order", "reaches"]
+__all__ = ["arrivals_into", "by_population", "is_sorted", "stable_order"]
 
 _JIT = {"cache": True, "nogil": True}
 
@@ -117,14 +117,3 @@ def arrivals_into(P, q, t_max, in_t, in_id, rec_t, rec_i, first, last, idx):
         return at[:c], aj[:c], am[:c], atag[:c], ag[:c]
     o = stable_order(at, c)
     return at[o], aj[o], am[o], atag[o], ag[o]
-
-
-@njit(inline="always", **_JIT)
-def reaches(P, g, n):
-    """Whether arrival group ``g`` reaches postsynaptic neuron ``n``."""
-    if P.grp_all[g]:
-        return True
-    lo = P.post_ptr[g]
-    hi = P.post_ptr[g + 1]
-    k = np.searchsorted(P.post_idx[lo:hi], n)
-    return k < hi - lo and P.post_idx[lo + k] == n

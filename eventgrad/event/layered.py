@@ -99,7 +99,7 @@ def _step(t, t1, V, I, refr, V1, I1, tm, ts, g, th, vr, t_max, closest):
         return 3, t, V, I, INF
     if V1 >= th and I > V and I1 >= V1:
         # rising through the whole interval: the root is bracketed by [t, t1] already
-        D = solve_rising(V, I, t1 - t, V1, I1, tm, ts, g, th)
+        D = solve_rising(V, I, t1 - t, V1, I1, False, tm, ts, g, th)
         return 1, t + D, V, I * math.exp(-D / ts), INF
     if not _may_spike(V, I, V1, I1, tm, ts, th):
         return 0, t1, V1, I1, _approach(V, I, V1, I1, t, t1, t_max, tm, ts, g, th, closest)

@@ -193,8 +193,8 @@ def crossing(V0, I0, H, tm, ts, g, th):
         return 0.0, D_end, Vp
     if Vp >= th:
         # the same end state as solve_crossing's, so every engine solves from the same data
-        return solve_rising(V0, I0, D_end, Vp, I0 * math.exp(-D_end / ts), tm, ts, g, th), \
-            D_end, Vp
+        return solve_rising(V0, I0, D_end, Vp, I0 * math.exp(-D_end / ts), D_end < H, tm, ts,
+                            g, th), D_end, Vp
     return INF, D_end, Vp
 
 
@@ -210,17 +210,19 @@ def solve_crossing(V0, I0, D_end, tm, ts, g, th):
     """
     em, es, kk = decay(D_end, tm, ts, g)
     V_end, I_end = flow(V0, I0, em, es, kk)
-    return solve_rising(V0, I0, D_end, V_end, I_end, tm, ts, g, th)
+    at_peak = D_end == peak_time(V0, I0, tm, ts)
+    return solve_rising(V0, I0, D_end, V_end, I_end, at_peak, tm, ts, g, th)
 
 
 @njit(**_JIT)
-def solve_rising(V0, I0, D_end, V_end, I_end, tm, ts, g, th):
-    """:func:`solve_crossing` given the state ``(V_end, I_end)`` at ``D_end``.
+def solve_rising(V0, I0, D_end, V_end, I_end, at_peak, tm, ts, g, th):
+    """:func:`solve_crossing` given the state ``(V_end, I_end)`` at ``D_end`` (``at_peak``:
+    ``D_end`` is the peak time).
 
     Halley's iteration on ``f(D) = V(D) - th`` with the analytic derivatives
     ``f' = (I - V)/tm`` and ``f'' = (-I/ts - f')/tm``, kept inside the bracket (bisection when
     a step leaves it), from the root of the cubic Hermite interpolant of V on the bracket (its
-    values and slopes at both ends are known). The iterations evaluate V with reciprocals and
+    values and slopes at both ends are known; :func:`_start`). The iterations evaluate V with reciprocals and
     shared exponentials (:func:`_v_steer`: within a few ulp of the closed form, which is all
     steering needs); once a step is below 1e-9 relative, one more step lands within rounding of
     the root (cubic convergence) and the closed form itself decides: the result is that point
@@ -233,7 +235,7 @@ def solve_rising(V0, I0, D_end, V_end, I_end, tm, ts, g, th):
     c = ts / (tm - ts) if tm != ts else 0.0
     lo = 0.0
     hi = D_end
-    x = _start(V0, I0, D_end, V_end, I_end, itm, th)
+    x = _start(V0, I0, D_end, V_end, I_end, at_peak, itm, its, th)
     for _ in range(60):
         V, I = _v_steer(V0, I0, x, itm, its, g, c)
         fx = V - th
@@ -273,11 +275,24 @@ def _v_steer(V0, I0, x, itm, its, g, c):
 
 
 @njit(**_JIT)
-def _start(V0, I0, D, V_end, I_end, itm, th):
-    """Starting point of the root solve on ``[0, D]``: where the cubic Hermite interpolant of
-    the inverse function ``t(V)`` reaches ``th`` if V is still rising at ``D`` (a formula),
-    else the root of the Hermite interpolant of ``V(t)`` (:func:`hermite_root`)."""
+def _start(V0, I0, D, V_end, I_end, at_peak, itm, its, th):
+    """Starting point of the root solve on ``[0, D]``, a formula from the two ends' states.
+
+    * Rising at ``D``: the cubic Hermite interpolant of the inverse function ``t(V)``.
+    * ``D`` the peak: near a maximum the inverse is smooth in ``w = sqrt(V_peak - V)``
+      (``V ~ V_peak - c (D - t)^2`` with ``c = V_peak/(2 tm ts)``, since ``V = I`` there), so
+      the cubic Hermite interpolant of ``D - t`` in ``w``, from ``(w, dt/dw) = (0, 1/sqrt(c))``
+      and ``(sqrt(V_peak - V0), 2 w0 tm/(I0 - V0))``.
+    * Otherwise the root of the Hermite interpolant of ``V(t)`` (:func:`hermite_root`).
+    """
     s0 = (I0 - V0) * itm
+    if at_peak and V_end > 0.0:
+        w0 = math.sqrt(V_end - V0)
+        u = math.sqrt(V_end - th) / w0
+        u2 = u * u
+        tau = (u2 * u - 2.0 * u2 + u) * w0 / math.sqrt(0.5 * V_end * itm * its) \
+            + (3.0 * u2 - 2.0 * u2 * u) * D + (u2 * u - u2) * 2.0 * w0 * w0 / s0
+        return min(max(D - tau, 0.0), D)
     s1 = (I_end - V_end) * itm
     dV = V_end - V0
     if s1 > 0.0:

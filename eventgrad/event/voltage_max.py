@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .arrivals import reaches
 from .physics import decay, flow, peak_bound, peak_time, voltage
 
 __all__ = ["AT_START", "AT_PEAK", "AT_ARRIVAL", "AT_END", "max_voltage_neurons"]
@@ -73,7 +72,15 @@ def max_voltage_neurons(P, W, q, sel, at, aj, am, ag, t_max, out_v, out_t, out_k
             return
         while k < n_arr and at[k] == t:
             row = P.proj_w_off[aj[k]] + am[k] * N
-            for u in range(m):
-                if reaches(P, ag[k], sel[u]):
+            gk = ag[k]
+            if P.grp_all[gk]:
+                for u in range(m):
                     cur[u] += W[row + sel[u]]
+            else:        # a group of some neurons: sel and post_idx are both sorted
+                j, j_end = P.post_ptr[gk], P.post_ptr[gk + 1]
+                for u in range(m):
+                    while j < j_end and P.post_idx[j] < sel[u]:
+                        j += 1
+                    if j < j_end and P.post_idx[j] == sel[u]:
+                        cur[u] += W[row + sel[u]]
             k += 1
