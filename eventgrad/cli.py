@@ -112,10 +112,10 @@ def _one_thread(func):
     intra-op threads only add latency to every small op (much more on a busy machine)."""
     import functools
 
-    import torch
-
     @functools.wraps(func)
     def wrapper(args):
+        import torch
+
         n = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
@@ -400,7 +400,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 def _training_args(p: argparse.ArgumentParser, epochs: int, lr: float, decay: float,
                    clip: float) -> None:
-    from .surrogates import SURROGATES
+    from ._constants import SURROGATES
 
     p.add_argument("--method", choices=("eventprop", "surrogate"), default="eventprop",
                    help="exact gradients on the event engine, or surrogate gradients on the "
@@ -448,8 +448,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=str, default=None, help="write a JSON summary here")
     p.set_defaults(func=_forward)
 
-    from .crosscheck import DEFAULT_DTS, DEFAULT_SCALES, DEFAULT_SURROGATES
-    from .surrogates import SURROGATES
+    from ._constants import DEFAULT_DTS, DEFAULT_SCALES, DEFAULT_SURROGATES
+    from ._constants import SURROGATES
 
     p = sub.add_parser("crosscheck", help="EventProp vs central differences vs surrogate "
                        "gradients on a task, over a grid of dt x surrogate x scale x reset")

@@ -89,9 +89,7 @@ __all__ = ["crosscheck", "central_differences", "loss_value", "compare", "format
 ROW_KEYS = ("method", "dt", "surrogate", "scale", "detach_reset", "projection", "cosine",
             "norm_ratio", "rel_error", "sign_agreement", "n_discontinuous")
 #: Default grid of the discrete path: steps in ms, surrogate names, scales in 1/voltage.
-DEFAULT_DTS = (0.5, 0.1, 0.05, 0.02)
-DEFAULT_SURROGATES = ("superspike", "sigmoid")
-DEFAULT_SCALES = (5.0, 10.0, 50.0)
+from ._constants import DEFAULT_DTS, DEFAULT_SCALES, DEFAULT_SURROGATES  # noqa: E402,F401
 #: Entries of the reference smaller than this times its largest |entry| are left out of
 #: ``sign_agreement`` (their sign is noise, or they are exactly 0).
 SIGN_TOL = 1e-6

@@ -76,8 +76,11 @@ class Loss:
         raise NotImplementedError
 
     def value_and_grad(self, values: np.ndarray, target=None) -> tuple[float, np.ndarray]:
-        """The loss and its derivative with respect to ``values`` (batch, n), float64 numpy
-        (by torch autograd on :meth:`__call__`)."""
+        """The loss and its derivative with respect to ``values`` (batch, n), float64 numpy.
+
+        The built-in losses write both in numpy (their torch ``__call__`` wraps this, so the
+        two gradient paths share one formula); for a loss written in torch this default takes
+        torch autograd of :meth:`__call__`."""
         import torch
 
         v = torch.tensor(np.asarray(values, dtype=np.float64), requires_grad=True)
@@ -93,17 +96,60 @@ class Loss:
         return np.argmin(v, axis=1) if self.readout == "first_spike" else np.argmax(v, axis=1)
 
 
-def _labels(target, batch: int, n_classes: int) -> torch.Tensor:
-    import torch
-
+def _labels(target, batch: int, n_classes: int) -> np.ndarray:
+    """Class labels ``(batch,)`` as int64, checked: finite, integer-valued, in range."""
     if target is None:
         raise ValueError("target: a classification loss needs the labels, shape (batch,)")
-    lab = torch.as_tensor(np.asarray(target), dtype=torch.long).reshape(-1)
-    if lab.shape[0] != batch:
-        raise ValueError(f"target must have shape ({batch},), got {tuple(lab.shape)}")
+    if hasattr(target, "detach"):
+        target = target.detach().cpu().numpy()
+    raw = np.asarray(target).reshape(-1)
+    if raw.shape[0] != batch:
+        raise ValueError(f"target must have shape ({batch},), got {tuple(np.shape(target))}")
+    if raw.dtype.kind not in "iub":
+        f = raw.astype(np.float64)
+        bad = ~np.isfinite(f) | (f != np.round(f))
+        if bad.any():
+            raise ValueError(f"target labels must be integers, got {raw[bad][:3].tolist()}")
+    lab = raw.astype(np.int64)
     if (lab < 0).any() or (lab >= n_classes).any():
         raise ValueError(f"target labels must be in [0, {n_classes}), got {lab.tolist()}")
     return lab
+
+
+def _softmax_rows(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(log_softmax, softmax)`` of each row, stably."""
+    zm = z - z.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(zm).sum(axis=1, keepdims=True))
+    logp = zm - lse
+    return logp, np.exp(logp)
+
+
+class _Numpy:
+    """A torch autograd function around a built-in loss's numpy value and derivative, so the
+    formula is written once for both gradient paths (float64 inside; the derivative comes back
+    in the values' dtype)."""
+
+    _fn = None
+
+    @classmethod
+    def apply(cls, loss, values, target):
+        if cls._fn is None:
+            import torch
+
+            class Fn(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, v, loss, target):
+                    value, grad = loss.value_and_grad(v.detach().double().cpu().numpy(),
+                                                      target)
+                    ctx.grad = torch.from_numpy(grad).to(v.dtype)
+                    return v.new_tensor(value)
+
+                @staticmethod
+                def backward(ctx, g):
+                    return g * ctx.grad, None, None
+
+            cls._fn = Fn
+        return cls._fn.apply(values, loss, target)
 
 
 class FirstSpikeCrossEntropy(Loss):
@@ -136,12 +182,20 @@ class FirstSpikeCrossEntropy(Loss):
         self.tau0, self.tau1, self.alpha = float(tau0), float(tau1), float(alpha)
 
     def __call__(self, values: torch.Tensor, target=None) -> torch.Tensor:
-        import torch
+        return _Numpy.apply(self, values, target)
 
-        lab = _labels(target, values.shape[0], values.shape[1])
-        ce = torch.nn.functional.cross_entropy(-values / self.tau0, lab, reduction="none")
-        t_lab = values.gather(1, lab[:, None])[:, 0]
-        return (ce + self.alpha * torch.expm1(t_lab / self.tau1)).mean()
+    def value_and_grad(self, values: np.ndarray, target=None) -> tuple[float, np.ndarray]:
+        """The loss (batch mean) and its derivative with respect to the first-spike times."""
+        t = np.asarray(values, dtype=np.float64)
+        B, n = t.shape
+        lab = _labels(target, B, n)
+        logp, p = _softmax_rows(-t / self.tau0)
+        rows = np.arange(B)
+        t_lab = t[rows, lab]
+        value = float(np.mean(-logp[rows, lab] + self.alpha * np.expm1(t_lab / self.tau1)))
+        grad = -p / self.tau0
+        grad[rows, lab] += 1.0 / self.tau0 + self.alpha * np.exp(t_lab / self.tau1) / self.tau1
+        return value, grad / B
 
 
 class SpikeTimeMSE(Loss):
@@ -160,25 +214,30 @@ class SpikeTimeMSE(Loss):
 
     @staticmethod
     def _check(targets) -> np.ndarray:
+        if hasattr(targets, "detach"):
+            targets = targets.detach().cpu().numpy()
         t = np.asarray(targets, dtype=np.float64)
         if not np.all(np.isfinite(t)):
             raise ValueError(f"targets must be finite, got {t}")
         return t
 
     def __call__(self, values: torch.Tensor, target=None) -> torch.Tensor:
-        import torch
+        return _Numpy.apply(self, values, target)
 
+    def value_and_grad(self, values: np.ndarray, target=None) -> tuple[float, np.ndarray]:
+        """The mean squared error and its derivative with respect to the first-spike times."""
+        t = np.asarray(values, dtype=np.float64)
         tg = self.targets if target is None else self._check(target)
         if tg is None:
             raise ValueError("target: SpikeTimeMSE needs target times (in the constructor or "
                              "as target)")
-        tg_t = torch.as_tensor(tg, dtype=values.dtype)
         try:
-            tg_t = torch.broadcast_to(tg_t, values.shape)
-        except RuntimeError:
-            raise ValueError(f"targets of shape {tuple(tg.shape)} do not match the readout "
-                             f"{tuple(values.shape)}") from None
-        return ((values - tg_t) ** 2).mean()
+            tg = np.broadcast_to(tg, t.shape)
+        except ValueError:
+            raise ValueError(f"targets of shape {tuple(np.shape(tg))} do not match the readout "
+                             f"{tuple(t.shape)}") from None
+        r = t - tg
+        return float(np.mean(r * r)), 2.0 * r / r.size
 
 
 class MaxVoltageCrossEntropy(Loss):
@@ -196,10 +255,18 @@ class MaxVoltageCrossEntropy(Loss):
         self.scale = float(scale)
 
     def __call__(self, values: torch.Tensor, target=None) -> torch.Tensor:
-        import torch
+        return _Numpy.apply(self, values, target)
 
-        lab = _labels(target, values.shape[0], values.shape[1])
-        return torch.nn.functional.cross_entropy(self.scale * values, lab)
+    def value_and_grad(self, values: np.ndarray, target=None) -> tuple[float, np.ndarray]:
+        """The cross-entropy (batch mean) and its derivative with respect to the maxima."""
+        v = np.asarray(values, dtype=np.float64)
+        B, n = v.shape
+        lab = _labels(target, B, n)
+        logp, p = _softmax_rows(self.scale * v)
+        rows = np.arange(B)
+        grad = p.copy()
+        grad[rows, lab] -= 1.0
+        return float(np.mean(-logp[rows, lab])), self.scale * grad / B
 
 
 def dead_neuron_penalty(vmax: torch.Tensor, silent: torch.Tensor, threshold: float

@@ -29,7 +29,7 @@ import torch
 
 __all__ = ["Surrogate", "SURROGATES", "spike"]
 
-SURROGATES = ("superspike", "superspike_asym", "sigmoid", "triangle", "exponential", "boxcar")
+from ._constants import SURROGATES  # noqa: E402
 
 
 class Surrogate:

@@ -380,3 +380,22 @@ def test_max_voltage_matches_dense_replay(seed):
             assert mv.times[q] in grid
         if mv.kind[q] == AT_PEAK:
             assert abs(mv.vdot_left[q]) == 0.0
+
+
+def test_stale_cache_files_are_removed(tmp_path):
+    """A stamp from other sources makes the engine's cache files go (numba checks a cached
+    kernel against its own file only); a matching stamp keeps them."""
+    from eventgrad.event import compile as comp
+
+    stale = tmp_path / "layered.forward_sample-1.py311.nbi"
+    other = tmp_path / "someone_else.f-1.py311.nbi"
+    stale.write_text("x")
+    other.write_text("x")
+    (tmp_path / comp._STAMP).write_text("another-hash\nlayered event engine\n")
+    comp._check(str(tmp_path), "this-hash")
+    assert not stale.exists() and other.exists()
+    assert (tmp_path / comp._STAMP).read_text().splitlines() == ["this-hash"]
+    stale.write_text("x")
+    (tmp_path / comp._STAMP).write_text("this-hash\nlayered event engine\n")
+    comp._check(str(tmp_path), "this-hash")
+    assert stale.exists() and "layered event engine" in comp._compiled

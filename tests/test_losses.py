@@ -87,3 +87,33 @@ def test_dead_neuron_penalty_by_hand():
     assert float(none) == 0.0 and not none.requires_grad
     with pytest.raises(ValueError, match="same shape"):
         dead_neuron_penalty(vmax, silent[:, :2], 1.0)
+
+
+@pytest.mark.parametrize("labels,match", [([0.7, 1], "integers"), ([np.nan, 1], "integers"),
+                                          ([0, 3], r"in \[0, 3\)"), ([0], "shape")])
+def test_labels_are_checked(labels, match):
+    loss = FirstSpikeCrossEntropy()
+    with pytest.raises(ValueError, match=match):
+        loss.value_and_grad(np.ones((2, 3)), labels)
+
+
+@pytest.mark.parametrize("loss,values,target", [
+    (FirstSpikeCrossEntropy(), np.array([[3.0, 4.5, 9.0], [12.0, 2.0, 2.5]]), [0, 2]),
+    (SpikeTimeMSE(targets=[5.0, 10.0, 15.0]), np.array([[3.0, 4.5, 9.0], [12.0, 2.0, 2.5]]), None),
+    (MaxVoltageCrossEntropy(scale=2.0), np.array([[0.3, 0.9, -0.2], [1.2, 0.1, 0.4]]), [1, 0]),
+])
+def test_numpy_derivative_against_torch_formulas(loss, values, target):
+    """The numpy closed forms against the same losses written directly in torch ops."""
+    v = torch.tensor(values, requires_grad=True)
+    if isinstance(loss, FirstSpikeCrossEntropy):
+        lab = torch.tensor(target)
+        L = (torch.nn.functional.cross_entropy(-v / loss.tau0, lab, reduction="none")
+             + loss.alpha * torch.expm1(v.gather(1, lab[:, None])[:, 0] / loss.tau1)).mean()
+    elif isinstance(loss, SpikeTimeMSE):
+        L = ((v - torch.tensor(loss.targets)) ** 2).mean()
+    else:
+        L = torch.nn.functional.cross_entropy(loss.scale * v, torch.tensor(target))
+    (g,) = torch.autograd.grad(L, v)
+    value, grad = loss.value_and_grad(values, target)
+    assert value == pytest.approx(float(L.detach()), rel=1e-14)
+    np.testing.assert_allclose(grad, g.numpy(), rtol=1e-13, atol=1e-16)

@@ -50,17 +50,18 @@ def cache_dir() -> str | None:
 
 
 def _read(path: str) -> list[str]:
+    """The stamp's lines: the source hash, then one line per part compiled."""
     try:
         with open(path) as f:
-            return f.read().split()
+            return f.read().splitlines()
     except OSError:
         return []
 
 
-def _write(path: str, words: list[str]) -> None:
+def _write(path: str, lines: list[str]) -> None:
     try:
         with open(path, "w") as f:
-            f.write(" ".join(words) + "\n")
+            f.write("\n".join(lines) + "\n")
     except OSError:
         pass  # a read-only cache folder: numba then uses another one, or compiles each time
 
@@ -97,7 +98,7 @@ def announce(what: str = "event engine") -> None:
         _check(folder, source_hash())
     if what in _compiled:
         return
-    print(f"eventgrad: compiling the {what} (once; cached for later runs)", file=sys.stderr,
-          flush=True)
+    print(f"eventgrad: compiling the {what} once (10-20 s; later runs load it from the cache)",
+          file=sys.stderr, flush=True)
     _compiled.add(what)
     _write(os.path.join(folder, _STAMP), [source_hash()] + sorted(_compiled))
