@@ -42,9 +42,12 @@ def _validate_inputs(network: Network, spikes) -> tuple[list[Spikes], bool]:
     for b, s in enumerate(batch):
         if not isinstance(s, Spikes):
             raise TypeError(f"spikes[{b}] must be an eventgrad.Spikes, got {type(s)}")
-        if len(s) and s.ids.max() >= n_in:
-            raise ValueError(f"spikes[{b}]: input id {int(s.ids.max())} out of range for "
-                             f"n_inputs={n_in}")
+    top = max((s.n_neurons if s.n_neurons is not None else n_in + 1) for s in batch)
+    if top > n_in:   # (Spikes with n_neurons <= n_inputs have their ids checked already)
+        for b, s in enumerate(batch):
+            if len(s) and s.ids.max() >= n_in:
+                raise ValueError(f"spikes[{b}]: input id {int(s.ids.max())} out of range for "
+                                 f"n_inputs={n_in}")
     return batch, single
 
 

@@ -1,8 +1,8 @@
 """A whole batch in few compiled calls: forward, readouts and adjoint, samples on all threads.
 
 A batch of ``B`` samples is cut into fixed chunks of :data:`CHUNK` consecutive samples; a
-compiled call runs a contiguous range of chunks (releasing the GIL) and the threads of
-:func:`run_chunks` take one range each. Each chunk writes its own part of the outputs, and
+compiled call runs every ``threads``-th chunk (releasing the GIL), one call per thread
+(:func:`run_chunks`). Each chunk writes its own part of the outputs, and
 sums over the batch (dL/dw, dL/dd) are formed per chunk in sample order, then over chunks in
 chunk order, so every result is the same, bit for bit, whatever the number of threads.
 
@@ -32,7 +32,7 @@ __all__ = ["CHUNK", "run_chunks", "forward_chunks_layered", "forward_chunks_gene
            "compact", "backward_chunks_layered", "backward_chunks_general", "first_spikes",
            "max_voltage_chunks"]
 
-CHUNK = 8  # samples per chunk
+CHUNK = 4  # samples per chunk
 _JIT = {"cache": True, "nogil": True}
 
 OK, EVENT_LIMIT, OVERFLOW, NOT_RUN = 0, 1, 2, 3
@@ -40,18 +40,18 @@ _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 
 def run_chunks(fn, n_chunks: int, threads: int, *args) -> None:
-    """``fn(c0, c1, *args)`` over the chunks ``0..n_chunks``, cut into ``threads`` contiguous
-    ranges run in parallel (the calling thread takes the first)."""
+    """``fn(c0, c1, step, *args)`` over the chunks ``0..n_chunks`` on ``threads`` threads:
+    thread ``k`` takes chunks ``k, k + threads, ...`` (interleaved, so chunks of unequal cost
+    spread evenly; the calling thread is thread 0)."""
     n = max(1, min(threads, n_chunks))
     if n == 1:
-        fn(0, n_chunks, *args)
+        fn(0, n_chunks, 1, *args)
         return
     pool = _POOLS.get(n)
     if pool is None:
         pool = _POOLS[n] = ThreadPoolExecutor(n - 1, thread_name_prefix="eventgrad")
-    edges = [n_chunks * k // n for k in range(n + 1)]
-    futures = [pool.submit(fn, edges[k], edges[k + 1], *args) for k in range(1, n)]
-    fn(edges[0], edges[1], *args)
+    futures = [pool.submit(fn, k, n_chunks, n, *args) for k in range(1, n)]
+    fn(0, n_chunks, n, *args)
     for f in futures:
         f.result()
 
@@ -79,12 +79,12 @@ def _store(s, c, cap, pos, out, buf_f, buf_i, cnt, status, di, df):
 
 
 @njit(**_JIT)
-def forward_chunks_layered(c0, c1, P, W, in_t, in_id, in_off, t_max, max_events, first_only,
+def forward_chunks_layered(c0, c1, cstep, P, W, in_t, in_id, in_off, t_max, max_events, first_only,
                            chunk, cap, buf_f, buf_i, cnt, status, di, df):
-    """Chunks ``c0..c1`` of a batch forward pass with the layered engine (see the module
+    """Chunks ``c0, c0 + cstep, ... < c1`` of a batch forward pass with the layered engine (see the module
     docs; outputs are written into the buffers)."""
     B = in_off.shape[0] - 1
-    for c in range(c0, c1):
+    for c in range(c0, c1, cstep):
         pos = c * cap
         for s in range(c * chunk, min(B, (c + 1) * chunk)):
             a, b = in_off[s], in_off[s + 1]
@@ -96,11 +96,11 @@ def forward_chunks_layered(c0, c1, P, W, in_t, in_id, in_off, t_max, max_events,
 
 
 @njit(**_JIT)
-def forward_chunks_general(c0, c1, P, W, in_t, in_id, in_off, t_max, max_events, first_only,
+def forward_chunks_general(c0, c1, cstep, P, W, in_t, in_id, in_off, t_max, max_events, first_only,
                            chunk, cap, buf_f, buf_i, cnt, status, di, df):
     """As :func:`forward_chunks_layered`, with the general engine."""
     B = in_off.shape[0] - 1
-    for c in range(c0, c1):
+    for c in range(c0, c1, cstep):
         pos = c * cap
         for s in range(c * chunk, min(B, (c + 1) * chunk)):
             a, b = in_off[s], in_off[s + 1]
@@ -139,14 +139,14 @@ def _probes_of(pr, qa, qb):
 
 
 @njit(**_JIT)
-def backward_chunks_layered(c0, c1, P, W, rec, rec_off, g_t, in_t, in_id, in_off, t_max, pr,
+def backward_chunks_layered(c0, c1, cstep, P, W, rec, rec_off, g_t, in_t, in_id, in_off, t_max, pr,
                             pr_off, chunk, gw, gd, g_in, g_out, n_graz):
-    """Chunks ``c0..c1`` of a batch adjoint pass with the layered engine: chunk ``c`` adds its
+    """Chunks ``c0, c0 + cstep, ... < c1`` of a batch adjoint pass with the layered engine: chunk ``c`` adds its
     samples' dL/dw, dL/dd into ``gw[c]``, ``gd[c]``; dL/d(input time), the complete dL/dt of
     each record and the grazing counts go to ``g_in``, ``g_out``, ``n_graz``."""
     rt, rp, ri, rc, rr = rec
     B = rec_off.shape[0] - 1
-    for c in range(c0, c1):
+    for c in range(c0, c1, cstep):
         for s in range(c * chunk, min(B, (c + 1) * chunk)):
             a, b, ia, ib = rec_off[s], rec_off[s + 1], in_off[s], in_off[s + 1]
             g_in[ia:ib], g_out[a:b], n_graz[s] = layered.backward_sample(
@@ -155,12 +155,12 @@ def backward_chunks_layered(c0, c1, P, W, rec, rec_off, g_t, in_t, in_id, in_off
 
 
 @njit(**_JIT)
-def backward_chunks_general(c0, c1, P, W, rec, rec_off, g_t, in_t, in_id, in_off, t_max, pr,
+def backward_chunks_general(c0, c1, cstep, P, W, rec, rec_off, g_t, in_t, in_id, in_off, t_max, pr,
                             pr_off, chunk, gw, gd, g_in, g_out, n_graz):
     """As :func:`backward_chunks_layered`, with the general engine."""
     rt, rp, ri, rc, rr = rec
     B = rec_off.shape[0] - 1
-    for c in range(c0, c1):
+    for c in range(c0, c1, cstep):
         for s in range(c * chunk, min(B, (c + 1) * chunk)):
             a, b, ia, ib = rec_off[s], rec_off[s + 1], in_off[s], in_off[s + 1]
             g_in[ia:ib], g_out[a:b], n_graz[s] = general.backward_sample(
@@ -183,7 +183,7 @@ def first_spikes(rec_p, rec_i, rec_off, pop, n):
 
 
 @njit(**_JIT)
-def max_voltage_chunks(c0, c1, chunk, P, W, q, mask, rec, rec_off, in_t, in_id, in_off,
+def max_voltage_chunks(c0, c1, cstep, chunk, P, W, q, mask, rec, rec_off, in_t, in_id, in_off,
                        t_max, out_f, out_k):
     """Exact maximum of V over ``[0, t_max]`` of the neurons of population ``q`` selected by
     ``mask`` (B, n), for the samples of chunks ``c0..c1``: ``out_f[b, n] = (value, time,
@@ -192,7 +192,9 @@ def max_voltage_chunks(c0, c1, chunk, P, W, q, mask, rec, rec_off, in_t, in_id, 
     npop = P.pop_size.shape[0]
     v, t, d = np.empty(n), np.empty(n), np.empty(n)
     kind = np.empty(n, dtype=np.int64)
-    for s in range(c0 * chunk, min(B, c1 * chunk)):
+    for s in range(B):
+        if (s // chunk) % cstep != c0 % cstep or s // chunk >= c1:
+            continue
         sel = np.flatnonzero(mask[s])
         if sel.shape[0] == 0:
             continue
