@@ -123,8 +123,7 @@ def simulate_plan(network: Network, plan, batch: list[Spikes], t_max: float, max
 def _run_reference(network, plan, inputs, t_max, max_events, b, n) -> SimulationResult:
     diag = Diagnostics()
     try:
-        rec = reference.forward(network, plan.weights, plan.delays, inputs, t_max, max_events,
-                                diag)
+        rec = reference.forward(network, plan, inputs, t_max, max_events, diag)
     except EventLimitError as e:
         if n == 1:
             raise

@@ -188,6 +188,15 @@ class Plan:
         other._parent = getattr(self, "_parent", self)
         return other
 
+    def groups(self, j: int, m: int) -> list[tuple[float, np.ndarray | None]]:
+        """Arrival groups of projection ``j``, presynaptic neuron ``m``: ``(delay in ms,
+        postsynaptic neurons or None for all)`` (the plan's arrays, for the Python engine)."""
+        A = self.arrays
+        r = A.row_ptr[j] + m
+        return [(float(A.grp_delay[g]), None if A.grp_all[g] else
+                 A.post_idx[A.post_ptr[g]:A.post_ptr[g + 1]])
+                for g in range(A.grp_ptr[r], A.grp_ptr[r + 1])]
+
     def split(self, flat: np.ndarray) -> list[np.ndarray]:
         """A flat per-synapse array (like :attr:`W`) as one ``(n_pre, n_post)`` array per
         projection."""

@@ -61,18 +61,11 @@ class _PopState:
             self.t = t
 
 
-def _groups(row: np.ndarray) -> list:
-    """Arrival groups of one presynaptic row of delays: ``(delay, posts or None for all)``."""
-    if np.all(row == row[0]):
-        return [(float(row[0]), None)]
-    return [(float(u), np.flatnonzero(row == u)) for u in np.unique(row)]
-
-
 class _Run:
     """The state of one forward simulation."""
 
-    def __init__(self, network, weights, delays, t_max, max_events, diag) -> None:
-        self.network, self.weights, self.t_max, self.max_events = network, weights, t_max, \
+    def __init__(self, network, plan, t_max, max_events, diag) -> None:
+        self.network, self.weights, self.t_max, self.max_events = network, plan.weights, t_max, \
             max_events
         self.states = [_PopState(p) for p in network.populations]
         self.queue = SortedList()
@@ -82,7 +75,7 @@ class _Run:
         for proj in network.projections:
             src = -1 if proj.pre is network.input else proj.pre.index
             self.out.setdefault(src, []).append(
-                (proj.index, [_groups(r) for r in delays[proj.index]]))
+                (proj.index, [plan.groups(proj.index, m) for m in range(proj.pre.size)]))
         self.rec: list[list] = []  # time, pop, id, current, release current
 
     def push(self, *key) -> tuple:
@@ -175,10 +168,11 @@ class _Run:
             raise EventLimitError(limit_message(self.max_events, t, self.t_max))
 
 
-def forward(network, weights, delays, inputs, t_max: float, max_events: int, diag):
-    """Simulate one sample; fills ``diag`` (a Diagnostics) and returns the records as five
-    arrays (times, pops, ids, currents, release currents) in event order."""
-    run = _Run(network, weights, delays, t_max, max_events, diag)
+def forward(network, plan, inputs, t_max: float, max_events: int, diag):
+    """Simulate one sample with the weights and delays of ``plan``; fills ``diag`` (a
+    Diagnostics) and returns the records as five arrays (times, pops, ids, currents, release
+    currents) in event order."""
+    run = _Run(network, plan, t_max, max_events, diag)
     for t, i in zip(inputs.times, inputs.ids):
         if t > t_max:
             diag.n_inputs_after_t_max += 1
@@ -216,7 +210,7 @@ def _events(result, probes) -> tuple[list, dict]:
 
     def add_arrivals(src: int, m: int, t: float, tag: int) -> None:
         for proj in out_by_src.get(src, ()):
-            for d, posts in _groups(result.delays[proj.index][m]):
+            for d, posts in result.plan.groups(proj.index, m):
                 if t + d <= t_max:
                     events.append((t + d, ARRIVAL, proj.index, m, tag, posts))
 
