@@ -464,3 +464,41 @@ def test_crossing_after_a_later_input_peaks_between_inputs():
     assert res.spike_counts(0)[0] == 1
     slope = abs(float(i_mp(IB + wb, r1 - tb, ts)) - 1.0) / tm
     assert abs(res.first_spike_times(0)[0] - float(r1)) <= 4 * EPS / slope + 1e-12
+
+
+@pytest.mark.parametrize("tm,ts", [(20.0, 5.0), (10.0, 10.0), (10.0, 10.0 * (1 + 1e-9)),
+                                   (5.0, 20.0), (12.0, 6.0), (20.0, 1.0)])
+def test_spike_time_within_rounding_of_a_40_digit_root(tm, ts):
+    """The solver's root against the crossing of the closed form in 40-digit arithmetic: at
+    or above threshold in float64, and within the closed form's rounding band (its noise,
+    ~eps |V| tau_mem, divided by the slope tau_mem dV/dt = I - threshold)."""
+    import mpmath as mp
+
+    from eventgrad.event import physics
+
+    mp.mp.dps = 40
+    rng = np.random.default_rng(int(tm * 7 + ts * 3))
+    g = (tm - ts) / (tm * ts)
+    n = 0
+    while n < 25:
+        V0, I0, H = rng.uniform(-0.5, 0.95), rng.uniform(0.2, 6.0), rng.uniform(0.01, 30.0)
+        D, D_end, _ = physics.crossing(V0, I0, H, tm, ts, g, 1.0)
+        if not 0.0 < D < np.inf:
+            continue
+        n += 1
+
+        def V(t):
+            t = mp.mpf(t)
+            if tm == ts:
+                return (V0 + I0 * t / tm) * mp.exp(-t / tm)
+            return V0 * mp.exp(-t / tm) + I0 * ts / (tm - ts) * (mp.exp(-t / tm) - mp.exp(-t / ts))
+
+        lo, hi = mp.mpf(0), mp.mpf(D_end)
+        for _ in range(160):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if V(mid) < 1 else (lo, mid)
+        root = float(hi)
+        slope = float(I0 * mp.exp(-hi / ts)) - 1.0
+        band = 16 * np.finfo(float).eps * max(1.0, abs(V0), I0) * tm / slope
+        assert physics.voltage(V0, I0, D, tm, ts, g) >= 1.0
+        assert abs(D - root) <= band + 4 * np.spacing(D), (V0, I0, H, D, root)
