@@ -186,8 +186,5 @@ class LIF:
         """
         (v, i, h), _ = _flat(np.atleast_1d(V0), np.atleast_1d(I0), H)
         th = self.threshold
-        D, Dp, Vp = physics.crossing_many(v, i, h, self.tau_mem, self.tau_syn, self.g,
-                                          th if th < math.inf else math.inf)
-        if th == math.inf:
-            D[:] = np.inf
+        D, Dp, Vp = physics.crossing_many(v, i, h, self.tau_mem, self.tau_syn, self.g, th)
         return D, Dp, Vp, int(np.sum((D > 0) & (D < np.inf)))

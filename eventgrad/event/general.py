@@ -483,12 +483,8 @@ def _arrival_back(P, W, j, m, k, t, mu_V, mu_I, pr, gw, gd):
 @njit(**_JIT)
 def backward_sample(P, W, rec_t, rec_p, rec_i, rec_c, rec_r, g_t0, in_t, in_id, t_max, pr,
                     gw, gd):
-    """Adjoint of one sample: adds dL/dw and dL/dd into ``gw``, ``gd`` (flat like W).
-
-    ``g_t0``: dL/dt of each record through the loss; ``pr``: the sample's voltage probes
-    ``(pop, neuron, time, dL_dV, at_arrival, vdot_left, at_end)``. Returns ``(g_in, g_t,
-    n_grazing)``: dL/d(input spike time), the complete dL/dt_k of every record.
-    """
+    """Adjoint of one sample, any topology: the event list walked backward (the interface of
+    :func:`eventgrad.event.layered.backward_sample`)."""
     pr_pop, pr_n, pr_t, pr_dl, _, _, pr_end = pr
     npop = P.pop_size.shape[0]
     g_t = g_t0.copy()

@@ -92,7 +92,7 @@ def _step(t, t1, V, I, refr, V1, I1, tm, ts, g, th, vr, t_max, closest):
         if refr > t1:
             return 0, t1, vr, I * math.exp(-(t1 - t) / ts), INF
         return 2, refr, vr, I * math.exp(-(refr - t) / ts), INF
-    if not V1 == V1:
+    if math.isnan(V1):                     # the end state is not known yet
         em, es, kk = decay(t1 - t, tm, ts, g)
         V1, I1 = flow(V, I, em, es, kk)
     if V >= th:
@@ -247,7 +247,6 @@ def forward_sample(P, W, in_t, in_id, t_max, max_events, first_only):
         else:
             di[D_EVENTS] += 1
     rt, ri, rc, rr = np.empty(64), np.empty(64, dtype=np.int64), np.empty(64), np.empty(64)
-    rp = np.empty(npop + 1, dtype=np.int64)   # population of each block, in block order
     first = np.zeros(npop, dtype=np.int64)    # records of population p: first[p]..last[p]
     last = np.zeros(npop, dtype=np.int64)
     nrec = 0
