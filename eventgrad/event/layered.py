@@ -110,28 +110,29 @@ def _step(t, t1, V, I, refr, V1, I1, tm, ts, g, th, vr, t_max, closest):
 
 
 @njit(**_JIT)
-def _sort_neuron(V0, I0, refr, t0, t1, em, es, kk, th, vr, tm, ts, g, t_max, closest):
-    """First pass over an interval for one neuron. Returns ``(candidate, V1, I1, closest)``:
-    a neuron that cannot spike (and is not released) in the interval gets its state at
-    ``t1`` and its closest approach (:func:`_approach`); a candidate keeps its end state for
-    the second pass."""
+def _sort_neuron(V0, I0, V1, I1, refr, t0, t1, th, vr, tm, ts, g, closest):
+    """First pass over an interval for one neuron with its state ``(V0, I0)`` at ``t0`` and,
+    without events, ``(V1, I1)`` at ``t1``. Returns ``(candidate, V1, closest)``: a neuron that
+    cannot spike (and is not released) in the interval keeps its end state (``V1`` is
+    ``v_reset`` for one held refractory throughout) and its closest approach is noted
+    (the general engine's rule: a maximum reached before the next arrival counts
+    ``th - V_max``); a candidate goes to the second pass."""
     if refr > t1:
-        return False, vr, I0 * es, closest
-    V1, I1 = flow(V0, I0, em, es, kk)
+        return False, vr, closest
     if V0 >= th or V1 >= th or refr > t0:
-        return True, V1, I1, closest
+        return True, V1, closest
     rising = I0 > V0 and I0 > 0.0
     if rising and I1 < V1:                 # an interior maximum
         bound = peak_bound(V0, I0, tm, ts)
         if bound >= th * (1.0 - CANDIDATE_MARGIN):
-            return True, V1, I1, closest
+            return True, V1, closest
         if th - bound < closest:
             D_end, Vp = max_on_interval(V0, I0, t1 - t0, tm, ts, g)
             if D_end < t1 - t0:
                 closest = min(closest, th - Vp)
-    elif not rising:                       # the maximum is V0 (the general engine notes it)
+    elif not rising:                       # the maximum is V0
         closest = min(closest, th - V0)
-    return False, V1, I1, closest
+    return False, V1, closest
 
 
 @njit(**_JIT)
@@ -161,15 +162,16 @@ def _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc, rr, nrec, 
         t1 = at[k] if k < n_arr else t_max
         if t1 > t0 and k > 0 and th < INF:  # (before the first arrival: at rest, untouched)
             em, es, kk = decay(t1 - t0, tm, ts, g)
+            for n in range(N):             # the flow for all (a loop the compiler vectorises)
+                V1a[n] = V[n] * em + I[n] * kk
+                I1a[n] = I[n] * es
             nc = 0
             for n in range(N):
-                cand, V1, I1, closest = _sort_neuron(V[n], I[n], refr[n], t0, t1, em, es, kk,
-                                                     th, vr, tm, ts, g, t_max, closest)
+                cand, V1a[n], closest = _sort_neuron(V[n], I[n], V1a[n], I1a[n], refr[n], t0,
+                                                     t1, th, vr, tm, ts, g, closest)
                 if cand:
-                    clist[nc], V1a[n], I1a[n] = n, V1, I1
+                    clist[nc] = n
                     nc += 1
-                else:
-                    V[n], I[n] = V1, I1
             for u in range(nc):
                 n = clist[u]
                 V0, I0, V1, I1, t = V[n], I[n], V1a[n], I1a[n], t0
@@ -199,10 +201,11 @@ def _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc, rr, nrec, 
                     V0 = vr
                     refr[n] = _hold_until(t, tref, t_max, only_first)
                     n_done += only_first
-                V[n], I[n] = V0, I0
+                V1a[n], I1a[n] = V0, I0
                 if n_ev > max_events:
                     df[F_FAIL] = t
                     break
+            V, V1a, I, I1a = V1a, V, I1a, I   # the end states become the states
         elif t1 > t0 and k > 0:            # a non-spiking population: the flow only
             em, es, kk = decay(t1 - t0, tm, ts, g)
             for n in range(N):
