@@ -56,6 +56,21 @@ class Diagnostics:
     n_inputs_after_t_max: int = 0
 
     @staticmethod
+    def from_arrays(di: np.ndarray, df: np.ndarray) -> "Diagnostics":
+        """Counts summed and extremes taken over the rows of a compiled engine's diagnostics
+        (``(k, N_INT)`` and ``(k, N_FLOAT)``, columns of :mod:`eventgrad.event.diagnostics`)."""
+        from .event import diagnostics as c
+
+        return Diagnostics(n_events=int(di[:, c.D_EVENTS].sum()),
+                           n_spikes=int(di[:, c.D_SPIKES].sum()),
+                           n_predictions=int(di[:, c.D_PRED].sum()),
+                           n_root_solves=int(di[:, c.D_SOLVES].sum()),
+                           closest_approach=float(df[:, c.F_CLOSEST].min()),
+                           min_crossing_slope=float(df[:, c.F_SLOPE].min()),
+                           n_immediate_spikes=int(di[:, c.D_IMMEDIATE].sum()),
+                           n_inputs_after_t_max=int(di[:, c.D_LATE].sum()))
+
+    @staticmethod
     def combine(items: Sequence["Diagnostics"]) -> "Diagnostics":
         """Counts summed, extremes taken over ``items``."""
         out = Diagnostics()
@@ -261,6 +276,11 @@ class SimulationResult:
                 f"events={self.diagnostics.n_events})")
 
 
+def _same_plan(a, b) -> bool:
+    """The same structure and delays (a shared plan layout) and the same weights."""
+    return a is b or (a.arrays is b.arrays and np.array_equal(a.W, b.W))
+
+
 class BatchResult(Sequence):
     """Results of a batch of samples: a sequence of :class:`SimulationResult`.
 
@@ -276,6 +296,10 @@ class BatchResult(Sequence):
             raise ValueError("results must not be empty (a batch has at least one sample)")
         self._results: list = results
         first = results[0]
+        if any(not _same_plan(r.plan, first.plan) or r.t_max != first.t_max
+               for r in results[1:]):
+            raise ValueError("results: a batch holds results of one network, with the same "
+                             "weights, delays and t_max")
         self.network, self.t_max, self.engine, self.plan = (first.network, first.t_max,
                                                             first.engine, first.plan)
         self.inputs = [r.inputs for r in results]
@@ -314,11 +338,7 @@ class BatchResult(Sequence):
     def _build(self, b: int) -> SimulationResult:
         rec = self.records
         a, e = rec.offsets[b], rec.offsets[b + 1]
-        di, df = self._diag[0][b], self._diag[1][b]
-        diag = Diagnostics(n_events=int(di[0]), n_spikes=int(di[1]), n_predictions=int(di[2]),
-                           n_root_solves=int(di[3]), closest_approach=float(df[0]),
-                           min_crossing_slope=float(df[1]), n_immediate_spikes=int(di[4]),
-                           n_inputs_after_t_max=int(di[5]))
+        diag = Diagnostics.from_arrays(self._diag[0][b:b + 1], self._diag[1][b:b + 1])
         plan = self.plan
         return SimulationResult(self.network, plan.weights, plan.delays, self.t_max,
                                 self.inputs[b],
@@ -376,13 +396,7 @@ class BatchResult(Sequence):
         """Counts summed and extremes taken over the batch."""
         if self._diag is None:
             return Diagnostics.combine([r.diagnostics for r in self])
-        di, df = self._diag
-        return Diagnostics(n_events=int(di[:, 0].sum()), n_spikes=int(di[:, 1].sum()),
-                           n_predictions=int(di[:, 2].sum()), n_root_solves=int(di[:, 3].sum()),
-                           closest_approach=float(df[:, 0].min()),
-                           min_crossing_slope=float(df[:, 1].min()),
-                           n_immediate_spikes=int(di[:, 4].sum()),
-                           n_inputs_after_t_max=int(di[:, 5].sum()))
+        return Diagnostics.from_arrays(*self._diag)
 
     def __repr__(self) -> str:
         return f"BatchResult(batch={len(self)}, engine={self.engine!r})"

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .event import engines
+from .event.diagnostics import F_FAIL
 from .event.plan import plan_for
 from .event.reference import EventLimitError, limit_message
 from .event import reference
@@ -140,7 +141,7 @@ def _run_compiled(network, plan, batch, t_max, max_events, which, workers,
     if failed.size:
         b = int(failed[0])
         where = f"sample {b}: " if len(batch) > 1 else ""
-        raise EventLimitError(where + limit_message(max_events, float(out.diag_float[b, 2]),
+        raise EventLimitError(where + limit_message(max_events, float(out.diag_float[b, F_FAIL]),
                                                     t_max))
     res = BatchResult.from_flat(network, plan, t_max, batch, out.records, out.diag_int,
                                 out.diag_float, which)

@@ -399,3 +399,13 @@ def test_stale_cache_files_are_removed(tmp_path):
     (tmp_path / comp._STAMP).write_text("this-hash\nlayered event engine\n")
     comp._check(str(tmp_path), "this-hash")
     assert stale.exists() and "layered event engine" in comp._compiled
+
+
+def test_batch_of_results_needs_one_set_of_weights():
+    net = eg.Network.feedforward([2, 3], eg.LIF(10.0, 5.0), seed=0)
+    sp = eg.Spikes([0.0, 1.0], [0, 1])
+    a = eg.simulate(net, sp, 20.0)
+    assert len(eg.BatchResult([a, eg.simulate(net, sp, 20.0)])) == 2
+    net.set_weights([w * 2 for w in net.get_weights()])
+    with pytest.raises(ValueError, match="same weights"):
+        eg.BatchResult([a, eg.simulate(net, sp, 20.0)])

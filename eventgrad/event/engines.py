@@ -17,17 +17,18 @@ adjoint of any other: the adjoint rebuilds what it needs from the spike records.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ENGINES", "resolve", "BatchRecords", "forward", "backward", "Probes",
-           "set_num_threads", "get_num_threads"]
+from .diagnostics import N_FLOAT, N_INT
+
+__all__ = ["ENGINES", "resolve", "BatchRecords", "FlatInputs", "ForwardOutput", "forward",
+           "Probes", "BackwardOutput", "backward", "set_num_threads", "get_num_threads",
+           "threads_for"]
 
 ENGINES = ("fast", "layered", "general", "reference")
-_ENGINE_ID = {"general": 0, "layered": 1}
 
 
 def resolve(engine: str, plan) -> str:
@@ -146,8 +147,8 @@ class ForwardOutput:
 
     records: BatchRecords
     status: np.ndarray        # (B,) 0 ok, 1 event limit
-    diag_int: np.ndarray      # (B, 6): events, spikes, predictions, solves, immediate, late
-    diag_float: np.ndarray    # (B, 3): closest approach, smallest slope, time of failure
+    diag_int: np.ndarray      # (B, N_INT), columns of eventgrad.event.diagnostics
+    diag_float: np.ndarray    # (B, N_FLOAT)
 
 
 def forward(plan, inputs: FlatInputs, t_max: float, max_events: int, engine: str,
@@ -176,8 +177,8 @@ def forward(plan, inputs: FlatInputs, t_max: float, max_events: int, engine: str
         buf_i = np.empty((nch * cap, 2), dtype=np.int64)
         cnt = np.zeros(B, dtype=np.int64)
         st = np.full(B, batch.NOT_RUN, dtype=np.int64)
-        di = np.zeros((B, 6), dtype=np.int64)
-        df = np.zeros((B, 3))
+        di = np.zeros((B, N_INT), dtype=np.int64)
+        df = np.zeros((B, N_FLOAT))
         batch.run_chunks(fn, nch, threads_for(workers), plan.arrays, plan.W, inputs.times,
                          inputs.ids, inputs.offsets, float(t_max), int(max_events), only,
                          batch.CHUNK, cap, buf_f, buf_i, cnt, st, di, df)
@@ -258,7 +259,3 @@ def _sum_rows(a: np.ndarray) -> np.ndarray:
     for row in a:
         out += row
     return out
-
-
-def is_finite(x) -> bool:
-    return bool(np.all(np.isfinite(x))) if np.ndim(x) else math.isfinite(float(x))

@@ -28,6 +28,8 @@ import math
 import numpy as np
 from numba import njit
 
+from .diagnostics import (D_EVENTS, D_IMMEDIATE, D_LATE, D_PRED, D_SOLVES, D_SPIKES,
+                          F_CLOSEST, F_FAIL, F_SLOPE, N_INT)
 from .order import ARRIVAL, PROBE, PROBE_END, RELEASE, SPIKE
 from .physics import (arrival_adjoint, crossing_lower_bound, decay, flow, flow_adjoint,
                       max_on_interval, release_adjoint, solve_crossing, spike_adjoint)
@@ -37,8 +39,6 @@ __all__ = ["forward_sample", "backward_sample"]
 INF = math.inf
 _JIT = {"cache": True, "nogil": True}
 
-D_EVENTS, D_SPIKES, D_PRED, D_SOLVES, D_IMMEDIATE, D_LATE = 0, 1, 2, 3, 4, 5
-F_CLOSEST, F_SLOPE, F_FAIL = 0, 1, 2
 # pending prediction of a neuron: int columns, float columns
 PV, PON, PEXACT = 0, 1, 2
 PV0, PI0, PDEND, PT0 = 0, 1, 2, 3
@@ -318,7 +318,7 @@ def forward_sample(P, W, in_t, in_id, t_max, max_events, first_only):
     ht, hk, hc = np.empty(1024), np.empty((1024, 5), dtype=np.int64), np.zeros(2, np.int64)
     R = (np.empty(64), np.empty(64, dtype=np.int64), np.empty(64, dtype=np.int64),
          np.empty(64), np.empty(64))
-    di = np.zeros(6, dtype=np.int64)
+    di = np.zeros(N_INT, dtype=np.int64)
     df = np.array([INF, INF, 0.0])
     for k in range(in_t.shape[0]):
         if in_t[k] > t_max:

@@ -7,8 +7,8 @@ sees the same arrival times. So the engine takes the populations in topological 
 it lists the arrivals (:func:`eventgrad.event.arrivals.arrivals_into`) and walks the intervals
 between them with every neuron at once. The flow coefficients ``exp(-D/tau)`` and ``k(D)`` of an
 interval are shared by the population; only a neuron that may reach threshold
-(:func:`~eventgrad.event.physics.may_cross`) or is refractory goes through the scalar rule
-(:func:`_neuron_interval`), which finds its crossings with
+(:func:`_sort`) or is refractory goes through the scalar rule
+(:func:`_step`), which finds its crossings with
 :func:`~eventgrad.event.physics.crossing` exactly as the general engine does. No queue, no heap.
 
 The adjoint runs the populations in reverse topological order, each backward over the same
@@ -28,8 +28,10 @@ import math
 import numpy as np
 from numba import njit
 
+from .diagnostics import (D_EVENTS, D_IMMEDIATE, D_LATE, D_PRED, D_SOLVES, D_SPIKES,
+                          F_CLOSEST, F_FAIL, F_SLOPE, N_INT)
 from .arrivals import arrivals_into, by_population, is_sorted, stable_order
-from .physics import (CANDIDATE_MARGIN, arrival_adjoint, crossing, decay, flow, flow_adjoint,
+from .physics import (arrival_adjoint, crossing, decay, flow, flow_adjoint,
                       max_on_interval,
                       may_cross, peak_bound, release_adjoint, solve_rising, spike_adjoint)
 
@@ -38,9 +40,6 @@ __all__ = ["forward_sample", "backward_sample"]
 INF = math.inf
 _JIT = {"cache": True, "nogil": True}
 
-# diagnostics: integer counters and float extremes (the layout of the general engine's)
-D_EVENTS, D_SPIKES, D_PRED, D_SOLVES, D_IMMEDIATE, D_LATE = 0, 1, 2, 3, 4, 5
-F_CLOSEST, F_SLOPE, F_FAIL = 0, 1, 2
 
 
 @njit(**_JIT)
@@ -54,85 +53,62 @@ def _grown(rt, ri, rc, rr):
 
 
 @njit(**_JIT)
-def _may_spike(V0, I0, V1, I1, tm, ts, th):
-    """Whether V may reach ``th`` in an interval from ``(V0, I0)`` to ``(V1, I1)``: V is at or
-    above threshold at an end, or it has an interior maximum (rising at the start, falling at
-    the end) and :func:`~eventgrad.event.physics.may_cross`. Otherwise its maximum is at an
-    end and below threshold, and no root is sought (the full test of :func:`_step` decides
-    the same, up to a maximum within rounding of the interval's end)."""
+def _sort(V0, I0, V1, I1, t0, t1, t_max, tm, ts, g, th, closest):
+    """The rule of an interval from ``(V0, I0)`` at ``t0`` to ``(V1, I1)`` at ``t1`` (no event
+    in between). Returns ``(candidate, closest)``.
+
+    A candidate may reach ``th``: V is at or above threshold at an end, or it has an interior
+    maximum (rising at the start, falling at the end) that
+    :func:`~eventgrad.event.physics.peak_bound` does not keep below threshold
+    (:func:`~eventgrad.event.physics.may_cross`); the full test of :func:`_step` decides it.
+    Otherwise the maximum is below threshold (the two agree up to a maximum within rounding of
+    the interval's end), and the general engine's closest-approach rule applies: a maximum
+    reached before the next arrival and before ``t_max`` counts ``th - V_max`` (the peak is
+    located only where it could beat ``closest``)."""
     if V0 >= th or V1 >= th:
-        return True
-    return I0 > V0 and I0 > 0.0 and I1 < V1 and may_cross(V0, I0, tm, ts, th)
-
-
-@njit(**_JIT)
-def _approach(V0, I0, V1, I1, t0, t1, t_max, tm, ts, g, th, closest):
-    """The general engine's closest-approach rule for an interval without crossing: a maximum
-    of V reached before the next arrival (and before ``t_max``) counts ``th - V_max``. Returns
-    the gap, or inf; the peak is computed only where it could beat ``closest``."""
-    if not (I0 > V0 and I0 > 0.0):          # not rising: the maximum is V0
-        return th - V0 if t0 < t_max else INF
-    if I1 < V1 and th - peak_bound(V0, I0, tm, ts) < closest:
-        D_end, Vp = max_on_interval(V0, I0, t1 - t0, tm, ts, g)
-        if D_end < t1 - t0:
-            return th - Vp
-    return INF
+        return True, closest
+    if not (I0 > V0 and I0 > 0.0):         # not rising: the maximum is V0
+        return False, (min(closest, th - V0) if t0 < t_max else closest)
+    if I1 < V1:                            # an interior maximum
+        bound = peak_bound(V0, I0, tm, ts)
+        if may_cross(bound, th):
+            return True, closest
+        if th - bound < closest:
+            D_end, Vp = max_on_interval(V0, I0, t1 - t0, tm, ts, g)
+            if D_end < t1 - t0:
+                closest = min(closest, th - Vp)
+    return False, closest
 
 
 @njit(**_JIT)
 def _step(t, t1, V, I, refr, V1, I1, tm, ts, g, th, vr, t_max, closest):
     """The next event of one neuron in ``(t, t1]`` (no arrival in between), from its state
     ``(V, I)`` at ``t`` (refractory until ``refr``; ``(V1, I1)``: its state at ``t1`` if no
-    event, or nan). Returns ``(event, t_event, V, I, gap)``: event 0: none, the state is moved
-    to ``t1`` (``gap``: its closest approach to threshold, see :func:`_approach`); 1: a spike
-    at ``t_event``, ``I`` its pre-spike current (the caller records and resets); 2: the
-    refractory period ends at ``t_event`` with current ``I``; 3: an immediate spike at ``t``
-    (V at threshold by rounding)."""
+    event, or nan). Returns ``(event, t_event, V, I, closest)``: event 0: none, the state is
+    moved to ``t1`` and ``closest`` updated (:func:`_sort`); 1: a spike at ``t_event``, ``I``
+    its pre-spike current (the caller records and resets); 2: the refractory period ends at
+    ``t_event`` with current ``I``; 3: an immediate spike at ``t`` (V at threshold by
+    rounding)."""
     if refr > t:                           # held at v_reset until refr
         if refr > t1:
-            return 0, t1, vr, I * math.exp(-(t1 - t) / ts), INF
-        return 2, refr, vr, I * math.exp(-(refr - t) / ts), INF
+            return 0, t1, vr, I * math.exp(-(t1 - t) / ts), closest
+        return 2, refr, vr, I * math.exp(-(refr - t) / ts), closest
     if math.isnan(V1):                     # the end state is not known yet
         em, es, kk = decay(t1 - t, tm, ts, g)
         V1, I1 = flow(V, I, em, es, kk)
     if V >= th:
-        return 3, t, V, I, INF
+        return 3, t, V, I, closest
     if V1 >= th and I > V and I1 >= V1:
         # rising through the whole interval: the root is bracketed by [t, t1] already
         D = solve_rising(V, I, t1 - t, V1, I1, False, tm, ts, g, th)
-        return 1, t + D, V, I * math.exp(-D / ts), INF
-    if not _may_spike(V, I, V1, I1, tm, ts, th):
-        return 0, t1, V1, I1, _approach(V, I, V1, I1, t, t1, t_max, tm, ts, g, th, closest)
+        return 1, t + D, V, I * math.exp(-D / ts), closest
+    candidate, closest = _sort(V, I, V1, I1, t, t1, t_max, tm, ts, g, th, closest)
+    if not candidate:
+        return 0, t1, V1, I1, closest
     D, D_end, Vp = crossing(V, I, t1 - t, tm, ts, g, th)
     if D == INF:
-        return 0, t1, V1, I1, (th - Vp if D_end < t1 - t else INF)
-    return 1, t + D, V, I * math.exp(-D / ts), INF
-
-
-@njit(**_JIT)
-def _sort_neuron(V0, I0, V1, I1, refr, t0, t1, th, vr, tm, ts, g, closest):
-    """First pass over an interval for one neuron with its state ``(V0, I0)`` at ``t0`` and,
-    without events, ``(V1, I1)`` at ``t1``. Returns ``(candidate, V1, closest)``: a neuron that
-    cannot spike (and is not released) in the interval keeps its end state (``V1`` is
-    ``v_reset`` for one held refractory throughout) and its closest approach is noted
-    (the general engine's rule: a maximum reached before the next arrival counts
-    ``th - V_max``); a candidate goes to the second pass."""
-    if refr > t1:
-        return False, vr, closest
-    if V0 >= th or V1 >= th or refr > t0:
-        return True, V1, closest
-    rising = I0 > V0 and I0 > 0.0
-    if rising and I1 < V1:                 # an interior maximum
-        bound = peak_bound(V0, I0, tm, ts)
-        if bound >= th * (1.0 - CANDIDATE_MARGIN):
-            return True, V1, closest
-        if th - bound < closest:
-            D_end, Vp = max_on_interval(V0, I0, t1 - t0, tm, ts, g)
-            if D_end < t1 - t0:
-                closest = min(closest, th - Vp)
-    elif not rising:                       # the maximum is V0
-        closest = min(closest, th - V0)
-    return False, V1, closest
+        return 0, t1, V1, I1, (min(closest, th - Vp) if D_end < t1 - t else closest)
+    return 1, t + D, V, I * math.exp(-D / ts), closest
 
 
 @njit(**_JIT)
@@ -142,7 +118,7 @@ def _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc, rr, nrec, 
     appends their spikes to the record buffers (returned, grown if needed, with the count).
 
     Each interval takes two passes: every neuron that cannot spike in it is moved to its end
-    at once (:func:`_sort_neuron`), then the candidates' events are found one by one
+    at once (:func:`_sort`), then the candidates' events are found one by one
     (:func:`_step`). The per-neuron rules take and return scalars only: array arguments in a
     loop this hot cost numba a reference-count update each.
     """
@@ -167,8 +143,13 @@ def _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc, rr, nrec, 
                 I1a[n] = I[n] * es
             nc = 0
             for n in range(N):
-                cand, V1a[n], closest = _sort_neuron(V[n], I[n], V1a[n], I1a[n], refr[n], t0,
-                                                     t1, th, vr, tm, ts, g, closest)
+                if refr[n] > t1:           # held at v_reset throughout
+                    V1a[n] = vr
+                    continue
+                cand = refr[n] > t0        # released in the interval: a candidate
+                if not cand:
+                    cand, closest = _sort(V[n], I[n], V1a[n], I1a[n], t0, t1, t_max, tm, ts, g,
+                                          th, closest)
                 if cand:
                     clist[nc] = n
                     nc += 1
@@ -177,11 +158,10 @@ def _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc, rr, nrec, 
                 V0, I0, V1, I1, t = V[n], I[n], V1a[n], I1a[n], t0
                 while True:                # this neuron's events in (t0, t1]
                     n_pred += refr[n] <= t
-                    ev, t, V0, I0, gap = _step(t, t1, V0, I0, refr[n], V1, I1, tm, ts, g, th,
-                                               vr, t_max, closest)
+                    ev, t, V0, I0, closest = _step(t, t1, V0, I0, refr[n], V1, I1, tm, ts, g,
+                                                   th, vr, t_max, closest)
                     V1 = I1 = np.nan       # the end state is no longer known
                     if ev == 0:
-                        closest = min(closest, gap)
                         break
                     n_ev += 1
                     if ev == 2:
@@ -242,7 +222,7 @@ def forward_sample(P, W, in_t, in_id, t_max, max_events, first_only):
     with the records in event order (time, population, neuron); status 1: event limit. The
     neurons of a population with ``first_only[p]`` stop after their first spike."""
     npop = P.pop_size.shape[0]
-    di = np.zeros(6, dtype=np.int64)
+    di = np.zeros(N_INT, dtype=np.int64)
     df = np.array([INF, INF, 0.0])
     for u in range(in_t.shape[0]):
         if in_t[u] > t_max:

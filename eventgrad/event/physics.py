@@ -155,12 +155,12 @@ def peak_bound(V0, I0, tm, ts):
 
 
 @njit(**_JIT)
-def may_cross(V0, I0, tm, ts, th):
-    """Cheap necessary condition for V to reach ``th`` without input: :func:`peak_bound` at or
-    above ``th (1 - CANDIDATE_MARGIN)`` (the margin is far larger than the rounding error of
-    the bound and of the closed form, so no neuron whose float64 maximum reaches threshold is
-    rejected)."""
-    return peak_bound(V0, I0, tm, ts) >= th * (1.0 - CANDIDATE_MARGIN)
+def may_cross(bound, th):
+    """Whether a neuron whose maximum is at most ``bound`` (:func:`peak_bound`) may reach
+    ``th``: ``bound >= th (1 - CANDIDATE_MARGIN)`` (the margin is far larger than the rounding
+    error of the bound and of the closed form, so no neuron whose float64 maximum reaches
+    threshold is rejected)."""
+    return bound >= th * (1.0 - CANDIDATE_MARGIN)
 
 
 @njit(**_JIT)
