@@ -100,19 +100,15 @@ class SampleGradients:
     extra: dict = field(default_factory=dict)
 
 
-def _flat_probes(probes, B: int = 1):
+def _flat_probes(probes):
     """VoltageProbes of one sample as the engines' flat :class:`Probes`."""
     from .event.engines import Probes
 
-    probes = list(probes)
-    if not probes:
-        return Probes.empty(B)
-    cat = [np.concatenate([np.full(len(q.neurons), q.pop, dtype=np.int64) for q in probes])]
-    for name, dtype in (("neurons", np.int64), ("times", np.float64), ("dL_dV", np.float64),
-                        ("at_arrival", np.bool_), ("vdot_left", np.float64),
-                        ("at_end", np.bool_)):
-        cat.append(np.concatenate([np.asarray(getattr(q, name)) for q in probes]).astype(dtype))
-    return Probes(np.array([0, len(cat[0])], dtype=np.int64), *cat)
+    parts = [(np.zeros(len(q.neurons), dtype=np.int64),
+              np.full(len(q.neurons), q.pop, dtype=np.int64), np.asarray(q.neurons),
+              np.asarray(q.times), np.asarray(q.dL_dV), np.asarray(q.at_arrival),
+              np.asarray(q.vdot_left), np.asarray(q.at_end)) for q in probes]
+    return Probes.from_columns(parts, 1)
 
 
 def probes_of_sample(probes, b: int) -> list[VoltageProbe]:

@@ -86,12 +86,41 @@ class Readout:
     silent_slope: float = 0.0
 
     @staticmethod
-    def of(results, kind: str, pop, t_silent: float | None = None, silent_slope: float = 0.0,
-           workers: int | None = None) -> "Readout":
-        """Read ``kind`` of ``pop`` from ``results``; see :func:`_read`."""
-        return _read(results, kind, pop, t_silent, silent_slope, workers)
+    def of(results, readout: str, pop, t_silent: float | None = None,
+           silent_slope: float = 0.0, workers: int | None = None) -> "Readout":
+        """Readout ``readout`` of ``pop`` for each sample of ``results`` (a BatchResult or a
+        list of results of one network and weights).
 
-    def adjoint_inputs(self, dvalues: np.ndarray, n_records: int, offsets: np.ndarray
+        ``"first_spike"`` (ms; silent neurons read ``t_silent + silent_slope (threshold -
+        V_max)``, ``t_silent`` defaulting to ``t_max``; see :mod:`eventgrad.losses`),
+        ``"max_voltage"`` (a population that never spikes), ``"silent_max_voltage"`` (the
+        maximum of V of each neuron that did not spike in the window, ``nan`` for the others)
+        or ``"dead_max_voltage"`` (the same for the neurons that spiked on no sample of the
+        batch, ``nan`` for the others: the dead-neuron rule's readout, computed only where it
+        is needed).
+        """
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        res = as_batch(results)
+        p = res.network.population(pop)
+        if readout == "first_spike":
+            first = res.first_spike_indices(p)
+            silent = first < 0
+            values = np.full(first.shape, res.t_max if t_silent is None else float(t_silent))
+            values[~silent] = res.records.times[first[~silent]]
+            mv = None
+            if silent_slope > 0.0 and silent.any():
+                mv = max_voltage_batch(res, p, only_silent=True, neurons=silent, workers=workers)
+                values[silent] += silent_slope * (p.neuron.threshold - mv.values[silent])
+            return Readout(readout, p.index, values, first, mv, float(silent_slope))
+        mask = None
+        if readout == "dead_max_voltage":
+            mask = ~np.any(res.spike_counts(p) > 0, axis=0)
+        mv = max_voltage_batch(res, p, only_silent=readout != "max_voltage", neurons=mask,
+                               workers=workers)
+        return Readout(readout, p.index, mv.values, None, mv)
+
+    def adjoint_inputs(self, dvalues: np.ndarray, n_records: int
                        ) -> tuple[np.ndarray, list[tuple]]:
         """``dL/d(values)`` (batch, n) as the adjoint's inputs: dL/dt per flat record and the
         voltage probes, as a list of ``(sample, pop, neuron, time, dL_dV, at_arrival,
@@ -125,59 +154,11 @@ def read(results, readout: str, pop, t_silent: float | None = None,
     return ro.values, ro
 
 
-def _read(results, readout: str, pop, t_silent: float | None = None,
-          silent_slope: float = 0.0, workers: int | None = None) -> Readout:
-    """Readout ``readout`` of ``pop`` for each sample of ``results`` (a BatchResult or a list
-    of results of one network and weights).
-
-    ``"first_spike"`` (ms; silent neurons read ``t_silent + silent_slope (threshold - V_max)``,
-    ``t_silent`` defaulting to ``t_max``; see :mod:`eventgrad.losses`), ``"max_voltage"`` (a
-    population that never spikes), ``"silent_max_voltage"`` (the maximum of V of each neuron
-    that did not spike in the window, ``nan`` for the others) or ``"dead_max_voltage"`` (the
-    same for the neurons that spiked on no sample of the batch, ``nan`` for the others: the
-    dead-neuron rule's readout, computed only where it is needed).
-    """
-    if readout not in READOUTS:
-        raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
-    res = as_batch(results)
-    p = res.network.population(pop)
-    if readout == "first_spike":
-        first = res.first_spike_indices(p)
-        silent = first < 0
-        values = np.full(first.shape, res.t_max if t_silent is None else float(t_silent))
-        values[~silent] = res.records.times[first[~silent]]
-        mv = None
-        if silent_slope > 0.0 and silent.any():
-            mv = max_voltage_batch(res, p, only_silent=True, neurons=silent, workers=workers)
-            values[silent] += silent_slope * (p.neuron.threshold - mv.values[silent])
-        return Readout(readout, p.index, values, first, mv, float(silent_slope))
-    mask = None
-    if readout == "dead_max_voltage":
-        mask = ~np.any(res.spike_counts(p) > 0, axis=0)
-    mv = max_voltage_batch(res, p, only_silent=readout != "max_voltage", neurons=mask,
-                           workers=workers)
-    return Readout(readout, p.index, mv.values, None, mv)
-
-
 def readout_values(results, loss) -> tuple[np.ndarray, Readout]:
     """The loss's readout (see :func:`read`): its values, shape ``(batch, n)``, and the
     :class:`Readout`."""
     return read(results, loss.readout, loss.pop, loss.t_silent,
                 getattr(loss, "silent_slope", 0.0))
-
-
-def _probe_arrays(parts: list[tuple], B: int) -> engines.Probes:
-    if not parts:
-        return engines.Probes.empty(B)
-    cols = [np.concatenate([p[c] for p in parts]) for c in range(8)]
-    order = np.argsort(cols[0], kind="stable")
-    cols = [c[order] for c in cols]
-    off = np.zeros(B + 1, dtype=np.int64)
-    np.cumsum(np.bincount(cols[0], minlength=B), out=off[1:])
-    return engines.Probes(off, cols[1].astype(np.int64), cols[2].astype(np.int64),
-                          cols[3].astype(np.float64), cols[4].astype(np.float64),
-                          cols[5].astype(np.bool_), cols[6].astype(np.float64),
-                          cols[7].astype(np.bool_))
 
 
 def backward_batch(results, terms: list[tuple[Readout, np.ndarray]], engine: str = "fast",
@@ -195,12 +176,12 @@ def backward_batch(results, terms: list[tuple[Readout, np.ndarray]], engine: str
     g = np.zeros(len(rec.times))
     parts: list[tuple] = []
     for ro, dv in terms:
-        gi, pr = ro.adjoint_inputs(dv, len(rec.times), rec.offsets)
+        gi, pr = ro.adjoint_inputs(dv, len(rec.times))
         g += gi
         parts += pr
     if not np.all(np.isfinite(g)):
         raise ValueError(f"dL/d(spike time) must be finite, got {g[~np.isfinite(g)][:3]}")
-    probes = _probe_arrays(parts, len(res))
+    probes = engines.Probes.from_columns(parts, len(res))
     if engine == "reference":
         out = _reference_batch(res, g, probes)
     else:

@@ -92,8 +92,8 @@ def run_forward(opts: BridgeOptions, batch: list, params: Sequence[torch.Tensor]
     """The event engine on ``batch`` with the parameter tensors' values (the network in
     ``opts`` is not modified)."""
     net = opts.network
-    n_proj = len(net.projections)
     projs = net.projections
+    n_proj = len(projs)
     weights = [_as_weights(_numpy(p), pr.shape, f"weights of projection {pr.index}")
                for p, pr in zip(params[:n_proj], projs)]
     delays = ([_as_delays(_numpy(p), pr.shape, f"delays of projection {pr.index}")

@@ -61,7 +61,7 @@ from .gradients import readout_values
 from .losses import dead_neuron_penalty
 from .network import InputPopulation, Network
 from .neuron import LIF
-from .simulate import simulate
+from .simulate import DEFAULT_MAX_EVENTS, simulate
 from .surrogates import Surrogate
 
 __all__ = ["TrainResult", "train", "EventPropStep", "evaluate", "newton_refine", "save", "load",
@@ -207,7 +207,8 @@ class EventPropStep:
         readouts = ((loss.readout, loss.pop),) + tuple(
             ("dead_max_voltage", p.index) for p in self.revive_pops)
         self.opts = _options(network, t_max, readouts, loss.t_silent,
-                             getattr(loss, "silent_slope", 0.0), False, 10**6, engine)
+                             getattr(loss, "silent_slope", 0.0), False, DEFAULT_MAX_EVENTS,
+                             engine)
 
     def __call__(self, batch, target) -> tuple[float, float]:
         from .gradients import backward_batch

@@ -281,7 +281,8 @@ def test_batch_backward_equals_per_sample_reference(kind, readout):
     """The batched compiled backward (chunks of samples on threads) gives the per-sample
     reference adjoint's gradients, summed; and is independent of the number of threads."""
     from eventgrad.adjoint import backward, probes_of_sample
-    from eventgrad.gradients import Readout, _probe_arrays, backward_batch
+    from eventgrad.event.engines import Probes
+    from eventgrad.gradients import Readout, backward_batch
     from eventgrad.losses import FirstSpikeCrossEntropy, MaxVoltageCrossEntropy
 
     rng = np.random.default_rng(11)
@@ -303,8 +304,8 @@ def test_batch_backward_equals_per_sample_reference(kind, readout):
     for x, y in zip((one.weights, one.delays, one.input_times),
                     (three.weights, three.delays, three.input_times)):
         np.testing.assert_array_equal(x, y)
-    g, parts = r.adjoint_inputs(dv, len(res.records.times), res.records.offsets)
-    probes = _probe_arrays(parts, len(res))
+    g, parts = r.adjoint_inputs(dv, len(res.records.times))
+    probes = Probes.from_columns(parts, len(res))
     ref_w = np.zeros_like(one.weights)
     ref_d = np.zeros_like(one.delays)
     off, ioff = res.records.offsets, res.flat_inputs.offsets

@@ -6,8 +6,9 @@ neurons of one projection after one of its delays. For population ``q`` the comp
 presynaptic neuron m, tag, group)``, sorted by time (stable: ties keep projection order, then
 the order of the presynaptic spikes), where ``tag`` names the cause (``s >= 0``: record ``s``;
 ``-(i + 1)``: input spike ``i``) and ``group`` the arrival group of the plan (which neurons of
-``q`` it reaches: all when ``P.grp_all[group]``, else ``P.post_idx[P.post_ptr[group]:...]``). The layered engine, its adjoint and the maximum-of-V readout walk this list;
-every distinct arrival time is an interval edge of the whole population.
+``q`` it reaches: all when ``P.grp_all[group]``, else the plan's ``post_idx`` of the group).
+The layered engine, its adjoint and the maximum-of-V readout walk this list; every distinct
+arrival time is an interval edge of the whole population.
 """
 
 from __future__ import annotations

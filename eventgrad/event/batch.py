@@ -79,10 +79,10 @@ def _store(s, c, cap, pos, out, buf_f, buf_i, cnt, status, di, df):
 
 
 @njit(**_JIT)
-def forward_chunks_layered(c0, c1, cstep, P, W, in_t, in_id, in_off, t_max, max_events, first_only,
-                           chunk, cap, buf_f, buf_i, cnt, status, di, df):
-    """Chunks ``c0, c0 + cstep, ... < c1`` of a batch forward pass with the layered engine (see the module
-    docs; outputs are written into the buffers)."""
+def forward_chunks_layered(c0, c1, cstep, P, W, in_t, in_id, in_off, t_max, max_events,
+                           first_only, chunk, cap, buf_f, buf_i, cnt, status, di, df):
+    """Chunks ``c0, c0 + cstep, ... < c1`` of a batch forward pass with the layered engine
+    (see the module docs; outputs are written into the buffers)."""
     B = in_off.shape[0] - 1
     for c in range(c0, c1, cstep):
         pos = c * cap
@@ -96,8 +96,8 @@ def forward_chunks_layered(c0, c1, cstep, P, W, in_t, in_id, in_off, t_max, max_
 
 
 @njit(**_JIT)
-def forward_chunks_general(c0, c1, cstep, P, W, in_t, in_id, in_off, t_max, max_events, first_only,
-                           chunk, cap, buf_f, buf_i, cnt, status, di, df):
+def forward_chunks_general(c0, c1, cstep, P, W, in_t, in_id, in_off, t_max, max_events,
+                           first_only, chunk, cap, buf_f, buf_i, cnt, status, di, df):
     """As :func:`forward_chunks_layered`, with the general engine."""
     B = in_off.shape[0] - 1
     for c in range(c0, c1, cstep):
@@ -139,11 +139,12 @@ def _probes_of(pr, qa, qb):
 
 
 @njit(**_JIT)
-def backward_chunks_layered(c0, c1, cstep, P, W, rec, rec_off, g_t, in_t, in_id, in_off, t_max, pr,
-                            pr_off, chunk, gw, gd, g_in, g_out, n_graz):
-    """Chunks ``c0, c0 + cstep, ... < c1`` of a batch adjoint pass with the layered engine: chunk ``c`` adds its
-    samples' dL/dw, dL/dd into ``gw[c]``, ``gd[c]``; dL/d(input time), the complete dL/dt of
-    each record and the grazing counts go to ``g_in``, ``g_out``, ``n_graz``."""
+def backward_chunks_layered(c0, c1, cstep, P, W, rec, rec_off, g_t, in_t, in_id, in_off, t_max,
+                            pr, pr_off, chunk, gw, gd, g_in, g_out, n_graz):
+    """Chunks ``c0, c0 + cstep, ... < c1`` of a batch adjoint pass with the layered engine:
+    chunk ``c`` adds its samples' dL/dw, dL/dd into ``gw[c]``, ``gd[c]``; dL/d(input time), the
+    complete dL/dt of each record and the grazing counts go to ``g_in``, ``g_out``,
+    ``n_graz``."""
     rt, rp, ri, rc, rr = rec
     B = rec_off.shape[0] - 1
     for c in range(c0, c1, cstep):
@@ -155,8 +156,8 @@ def backward_chunks_layered(c0, c1, cstep, P, W, rec, rec_off, g_t, in_t, in_id,
 
 
 @njit(**_JIT)
-def backward_chunks_general(c0, c1, cstep, P, W, rec, rec_off, g_t, in_t, in_id, in_off, t_max, pr,
-                            pr_off, chunk, gw, gd, g_in, g_out, n_graz):
+def backward_chunks_general(c0, c1, cstep, P, W, rec, rec_off, g_t, in_t, in_id, in_off, t_max,
+                            pr, pr_off, chunk, gw, gd, g_in, g_out, n_graz):
     """As :func:`backward_chunks_layered`, with the general engine."""
     rt, rp, ri, rc, rr = rec
     B = rec_off.shape[0] - 1
@@ -183,26 +184,26 @@ def first_spikes(rec_p, rec_i, rec_off, pop, n):
 
 
 @njit(**_JIT)
-def max_voltage_chunks(c0, c1, cstep, chunk, P, W, q, mask, rec, rec_off, in_t, in_id, in_off,
-                       t_max, out_f, out_k):
+def max_voltage_chunks(c0, c1, cstep, chunk, P, W, q, mask, rec, rec_off, in_t, in_id,
+                       in_off, t_max, out_f, out_k):
     """Exact maximum of V over ``[0, t_max]`` of the neurons of population ``q`` selected by
-    ``mask`` (B, n), for the samples of chunks ``c0..c1``: ``out_f[b, n] = (value, time,
+    ``mask`` (B, n), for the samples of chunks ``c0, c0 + cstep, ... < c1``: ``out_f[b, n] =
+    (value, time,
     vdot_left)`` and ``out_k[b, n]`` the kind (see :mod:`eventgrad.event.voltage_max`)."""
     B, n = mask.shape
     npop = P.pop_size.shape[0]
     v, t, d = np.empty(n), np.empty(n), np.empty(n)
     kind = np.empty(n, dtype=np.int64)
-    for s in range(B):
-        if (s // chunk) % cstep != c0 % cstep or s // chunk >= c1:
-            continue
-        sel = np.flatnonzero(mask[s])
-        if sel.shape[0] == 0:
-            continue
-        a, b, ia, ib = rec_off[s], rec_off[s + 1], in_off[s], in_off[s + 1]
-        first, last, idx = by_population(rec[1][a:b], rec[0][a:b], npop)
-        at, aj, am, _, ag = arrivals_into(P, q, t_max, in_t[ia:ib], in_id[ia:ib], rec[0][a:b],
-                                          rec[2][a:b], first, last, idx)
-        max_voltage_neurons(P, W, q, sel, at, aj, am, ag, t_max, v, t, kind, d)
-        for u in range(sel.shape[0]):
-            out_f[s, sel[u], 0], out_f[s, sel[u], 1], out_f[s, sel[u], 2] = v[u], t[u], d[u]
-            out_k[s, sel[u]] = kind[u]
+    for c in range(c0, c1, cstep):
+        for s in range(c * chunk, min(B, (c + 1) * chunk)):
+            sel = np.flatnonzero(mask[s])
+            if sel.shape[0] == 0:
+                continue
+            a, b, ia, ib = rec_off[s], rec_off[s + 1], in_off[s], in_off[s + 1]
+            first, last, idx = by_population(rec[1][a:b], rec[0][a:b], npop)
+            at, aj, am, _, ag = arrivals_into(P, q, t_max, in_t[ia:ib], in_id[ia:ib],
+                                              rec[0][a:b], rec[2][a:b], first, last, idx)
+            max_voltage_neurons(P, W, q, sel, at, aj, am, ag, t_max, v, t, kind, d)
+            for u in range(sel.shape[0]):
+                out_f[s, sel[u], 0], out_f[s, sel[u], 1], out_f[s, sel[u], 2] = v[u], t[u], d[u]
+                out_k[s, sel[u]] = kind[u]

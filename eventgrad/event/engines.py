@@ -211,6 +211,22 @@ class Probes:
                 self.vdot_left, self.at_end)
 
     @staticmethod
+    def from_columns(parts: list[tuple], B: int) -> "Probes":
+        """Probes of a batch of ``B`` samples from column tuples ``(sample, pop, neuron, time,
+        dL_dV, at_arrival, vdot_left, at_end)`` (any order of samples)."""
+        if not parts:
+            return Probes.empty(B)
+        cols = [np.concatenate([p[c] for p in parts]) for c in range(8)]
+        order = np.argsort(cols[0], kind="stable")
+        cols = [c[order] for c in cols]
+        off = np.zeros(B + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cols[0], minlength=B), out=off[1:])
+        return Probes(off, cols[1].astype(np.int64), cols[2].astype(np.int64),
+                      cols[3].astype(np.float64), cols[4].astype(np.float64),
+                      cols[5].astype(np.bool_), cols[6].astype(np.float64),
+                      cols[7].astype(np.bool_))
+
+    @staticmethod
     def empty(B: int) -> "Probes":
         z = np.zeros(0)
         zi = np.zeros(0, dtype=np.int64)

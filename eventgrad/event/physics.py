@@ -48,8 +48,8 @@ import numpy as np
 from numba import njit
 
 __all__ = ["KERNEL_SWITCH", "CANDIDATE_MARGIN", "rate", "kernel", "decay", "flow",
-           "flow_adjoint", "voltage", "peak_time", "max_on_interval", "peak_bound", "may_cross", "crossing", "crossing_lower_bound",
-           "solve_crossing", "solve_rising", "hermite_root",
+           "flow_adjoint", "voltage", "peak_time", "max_on_interval", "peak_bound", "may_cross",
+           "crossing", "crossing_lower_bound", "solve_crossing", "solve_rising", "hermite_root",
            "spike_adjoint", "release_adjoint", "arrival_adjoint", "slope_floor"]
 
 INF = math.inf
@@ -221,13 +221,13 @@ def solve_rising(V0, I0, D_end, V_end, I_end, at_peak, tm, ts, g, th):
 
     Halley's iteration on ``f(D) = V(D) - th`` with the analytic derivatives
     ``f' = (I - V)/tm`` and ``f'' = (-I/ts - f')/tm``, kept inside the bracket (bisection when
-    a step leaves it), from the root of the cubic Hermite interpolant of V on the bracket (its
-    values and slopes at both ends are known; :func:`_start`). The iterations evaluate V with reciprocals and
-    shared exponentials (:func:`_v_steer`: within a few ulp of the closed form, which is all
-    steering needs); once a step is below 1e-9 relative, one more step lands within rounding of
-    the root (cubic convergence) and the closed form itself decides: the result is that point
-    if ``V >= th`` there, else the next float up where ``V >= th``. Usually two steering
-    evaluations and one or two of the closed form.
+    a step leaves it), from a start built from the two ends' states (:func:`_start`). The
+    iterations evaluate V with reciprocals and shared exponentials (:func:`_v_steer`: within a
+    few ulp of the closed form, which is all steering needs); once a step is below 1e-6
+    relative, one more step lands within rounding of the root (cubic convergence) and the
+    closed form itself decides: the result is that point if ``V >= th`` there, else the next
+    float up where ``V >= th``. Usually two steering evaluations and one or two of the closed
+    form.
     """
     if V_end - th <= 0.0:
         return D_end  # the maximum touches threshold to the last bit
