@@ -24,7 +24,7 @@ __all__ = ["announce", "source_hash", "cache_dir"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _STAMP = "eventgrad-engine.stamp"
-_checked = False
+_stamp: str | None = None   # the sources' hash, once this process has checked the cache
 _compiled: set[str] = set()
 
 
@@ -88,17 +88,19 @@ def _check(folder: str, stamp: str) -> None:
 def announce(what: str = "event engine") -> None:
     """Say once, before ``what`` is compiled for the first time with these sources, that it is
     being compiled (and clear stale cache files on the first call of the process)."""
-    global _checked
+    global _stamp
+    if _stamp is not None and what in _compiled:
+        return
     folder = cache_dir()
     if folder is None:
         return
-    if not _checked:
-        _checked = True
+    if _stamp is None:
+        _stamp = source_hash()
         os.makedirs(folder, exist_ok=True)
-        _check(folder, source_hash())
+        _check(folder, _stamp)
     if what in _compiled:
         return
     print(f"eventgrad: compiling the {what} once (10-20 s; later runs load it from the cache)",
           file=sys.stderr, flush=True)
     _compiled.add(what)
-    _write(os.path.join(folder, _STAMP), [source_hash()] + sorted(_compiled))
+    _write(os.path.join(folder, _STAMP), [_stamp] + sorted(_compiled))

@@ -40,7 +40,6 @@ class PlanArrays(NamedTuple):
     p_th: np.ndarray          # (npop,) float64
     p_vr: np.ndarray          # (npop,) float64
     p_tref: np.ndarray        # (npop,) float64, ms
-    n_inputs: int
     proj_pre: np.ndarray      # (nproj,) int64, source (-1 = input)
     proj_post: np.ndarray     # (nproj,) int64
     proj_npre: np.ndarray     # (nproj,) int64
@@ -160,7 +159,6 @@ class Plan:
             p_th=np.array([p.neuron.threshold for p in pops], dtype=np.float64),
             p_vr=np.array([p.neuron.v_reset for p in pops], dtype=np.float64),
             p_tref=np.array([p.neuron.t_ref for p in pops], dtype=np.float64),
-            n_inputs=int(network.input.size),
             proj_pre=_i64(srcs), proj_post=_i64(posts),
             proj_npre=_i64([p.pre.size for p in projs]),
             proj_npost=_i64([p.post.size for p in projs]),
@@ -173,7 +171,9 @@ class Plan:
         self.shapes = [p.shape for p in projs]
         self.delays = [_frozen(d) for d in delays]
         self._set_weights(weights)
-        self.max_records = 0   # largest spike count per sample seen (sizes the chunk buffers)
+        # largest spike count per sample seen (sizes the chunk buffers), shared by the plans
+        # of this structure that with_weights makes
+        self._max_records = [0]
 
     def _set_weights(self, weights) -> None:
         self.W = _flat_weights(weights)
@@ -185,7 +185,6 @@ class Plan:
         other = object.__new__(Plan)
         other.__dict__.update(self.__dict__)
         other._set_weights(weights)
-        other._parent = getattr(self, "_parent", self)
         return other
 
     def groups(self, j: int, m: int) -> list[tuple[float, np.ndarray | None]]:
@@ -203,12 +202,14 @@ class Plan:
         off = self.arrays.proj_w_off
         return [flat[off[j]:off[j + 1]].reshape(sh) for j, sh in enumerate(self.shapes)]
 
+    @property
+    def max_records(self) -> int:
+        """The largest spike count of one sample seen with this structure."""
+        return self._max_records[0]
+
     def note_records(self, n: int) -> None:
-        """Remember the largest per-sample spike count (shared with the cached base plan)."""
-        base = getattr(self, "_parent", self)
-        if n > base.max_records:
-            base.max_records = n
-        self.max_records = base.max_records
+        """Remember the largest per-sample spike count."""
+        self._max_records[0] = max(self._max_records[0], n)
 
 
 def plan_for(network, weights=None, delays=None) -> Plan:
@@ -218,7 +219,7 @@ def plan_for(network, weights=None, delays=None) -> Plan:
     that differ from the network's own give an uncached plan.
     """
     if delays is not None:
-        own = network.get_delays()
+        own = [p.delays for p in network.projections]
         if len(delays) != len(own) or any(not np.array_equal(a, b) for a, b in zip(delays, own)):
             w = [p.weights for p in network.projections] if weights is None else weights
             return Plan(network, w, delays)
