@@ -253,7 +253,7 @@ def test_silent_slope_rule_gradient_matches_differences():
 def test_dead_neuron_rule_gradient_matches_differences():
     """The training objective with the dead-neuron rule, loss + revive * penalty over the hidden
     neurons silent on every sample (torch bridge, readouts "silent_max_voltage" and
-    "dead_max_voltage"), has the exact
+    "dead_max_voltage"; and training.EventPropStep), has the exact
     gradient: central differences of the same forward pass, over a batch of three samples. The
     penalty reaches only the input weights of the dead neurons."""
     import torch
@@ -297,6 +297,12 @@ def test_dead_neuron_rule_gradient_matches_differences():
     L = loss(t, labels) + revive * dead_neuron_penalty(vm, ~torch.isnan(vm), 1.0)
     assert float(L.detach()) == pytest.approx(objective([w1, w2])[0], rel=1e-13)
     L.backward()
+    # training's step (numpy penalty and its derivative, no torch graph) on the same objective
+    from eventgrad.training import EventPropStep
+
+    step_params = [torch.tensor(w, requires_grad=True) for w in (w1, w2)]
+    _, L_step = EventPropStep(net.copy(), loss, t_max, step_params, revive=revive)(batch, labels)
+    assert L_step == pytest.approx(objective([w1, w2])[0], rel=1e-13)
     for i, w in enumerate((w1, w2)):
         def f(x, i=i):
             ws = [w1, w2]
@@ -305,6 +311,7 @@ def test_dead_neuron_rule_gradient_matches_differences():
         fd = fd_grad(f, w, 1e-5)
         assert not fd.discontinuous
         assert rel_err(params[i].grad.numpy(), fd.grad) < TOL, f"layer {i}"
+        assert rel_err(step_params[i].grad.numpy(), fd.grad) < TOL, f"layer {i}, step"
     # the penalty moves only the dead neurons' input weights
     params2 = [torch.tensor(w, requires_grad=True) for w in (w1, w2)]
     _, vm2 = eventprop(net.copy(), batch, t_max, params2,

@@ -101,3 +101,39 @@ def test_negative_delay_after_step_is_a_clear_error():
     model.clamp_delays_()
     assert float(model.delays[0][0, 0].detach()) == 0.0
     model(batch)
+
+
+@pytest.mark.parametrize("t_ref", [0.0, 1.0])
+def test_first_spike_only_outputs_change_nothing_read(t_ref):
+    """Outputs that project nowhere and are read by first spikes only are followed to their
+    first spike (first_only): the readouts and the exact gradients equal those of the full
+    simulation, where the outputs fire many times; the records hold first spikes only."""
+    from eventgrad.losses import FirstSpikeCrossEntropy
+    from eventgrad.torch import eventprop
+
+    rng = np.random.default_rng(3)
+    nrn = eg.LIF(20.0, 5.0, t_ref=t_ref)
+    k = float(nrn.kernel(nrn.peak_time(0.0, 1.0)))
+    net = eg.Network.feedforward([3, 8, 2], nrn, weights=[rng.normal(1.5, 0.3, (3, 8)) / k,
+                                                           rng.normal(1.0, 0.2, (8, 2)) / k])
+    batch = [eg.Spikes(rng.uniform(0, 10, 3), [0, 1, 2]) for _ in range(4)]
+    labels = torch.tensor([0, 1, 1, 0])
+    full = eg.simulate(net, batch, 60.0).spike_counts("output")
+    assert full.max() >= 3                         # the outputs fire repeatedly
+    outs, grads = [], []
+    for all_spikes in (False, True):
+        w = [torch.tensor(a, requires_grad=True) for a in net.get_weights()]
+        (t,) = eventprop(net, batch, 60.0, w, all_spikes=all_spikes)
+        FirstSpikeCrossEntropy()(t, labels).backward()
+        outs.append(t.detach().numpy())
+        grads.append([x.grad.numpy() for x in w])
+    np.testing.assert_array_equal(outs[0], outs[1])
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+    from eventgrad.torch import SpikingNetwork
+
+    model = SpikingNetwork(net, 60.0)
+    model(batch)
+    assert model.last_result.spike_counts("output").max() == 1
+    np.testing.assert_array_equal(model.last_result.spike_counts("hidden"),
+                                  eg.simulate(net, batch, 60.0).spike_counts("hidden"))
