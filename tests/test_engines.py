@@ -410,3 +410,25 @@ def test_batch_of_results_needs_one_set_of_weights():
     net.set_weights([w * 2 for w in net.get_weights()])
     with pytest.raises(ValueError, match="same weights"):
         eg.BatchResult([a, eg.simulate(net, sp, 20.0)])
+
+
+def test_layered_record_buffers_grow_without_loss():
+    """A population with far more spikes than the layered engine's first record buffers
+    (256, grown 4x when full, the population then run again): the same spikes as the general
+    engine, none dropped."""
+    nrn = eg.LIF(20.0, 40.0, t_ref=0.2)
+    net = eg.Network(2)
+    h = net.add_population(40, nrn, name="hidden")
+    o = net.add_population(2, nrn, name="output")
+    rng = np.random.default_rng(5)
+    net.connect(net.input, h, rng.uniform(2.0, 4.0, (2, 40)))
+    net.connect(h, o, rng.uniform(0.0, 0.05, (40, 2)))
+    sp = eg.Spikes(np.linspace(0.0, 20.0, 20), np.arange(20) % 2)
+    lay = eg.simulate(net, sp, 80.0, engine="layered", max_events=10**6)
+    gen = eg.simulate(net, sp, 80.0, engine="general", max_events=10**6)
+    n_hidden = int(lay.spike_counts(h).sum())
+    assert n_hidden > 4 * 256
+    np.testing.assert_array_equal(lay.spike_counts(h), gen.spike_counts(h))
+    np.testing.assert_array_equal(lay.spike_counts(o), gen.spike_counts(o))
+    np.testing.assert_allclose(lay.records.times, gen.records.times, rtol=1e-11, atol=1e-11)
+    assert lay.diagnostics.n_events == gen.diagnostics.n_events

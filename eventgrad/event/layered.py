@@ -44,8 +44,8 @@ _JIT = {"cache": True, "nogil": True}
 
 @njit(**_JIT)
 def _grown(rt, ri, rc, rr):
-    """The record buffers with twice the room (only when full)."""
-    cap = 2 * rt.shape[0]
+    """The record buffers with four times the room (only when full)."""
+    cap = 4 * rt.shape[0]
     out = (np.empty(cap), np.empty(cap, dtype=np.int64), np.empty(cap), np.empty(cap))
     n = rt.shape[0]
     out[0][:n], out[1][:n], out[2][:n], out[3][:n] = rt, ri, rc, rr
@@ -115,15 +115,20 @@ def _step(t, t1, V, I, refr, V1, I1, tm, ts, g, th, vr, t_max, closest):
 def _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc, rr, nrec, di, df,
                   only_first):
     """All neurons of population ``q`` through its arrival intervals (see the module docs);
-    appends their spikes to the record buffers (returned, grown if needed, with the count).
+    appends their spikes to the record buffers from ``nrec`` on. Returns the new record
+    count, or -1 if the buffers are full (then nothing else is to be trusted: the caller
+    grows the buffers and runs the population again from its saved counters).
 
     Each interval takes two passes: every neuron that cannot spike in it is moved to its end
     at once (:func:`_sort`), then the candidates' events are found one by one
-    (:func:`_step`). The per-neuron rules take and return scalars only: array arguments in a
-    loop this hot cost numba a reference-count update each.
+    (:func:`_step`). The per-neuron rules take and return scalars only, and no array
+    variable is reassigned in the loops: either costs numba a reference-count update (an
+    atomic operation) per iteration.
     """
     N = P.pop_size[q]
     tm, ts, g, th, vr, tref = P.p_tm[q], P.p_ts[q], P.p_g[q], P.p_th[q], P.p_vr[q], P.p_tref[q]
+    w_off = P.proj_w_off
+    cap = rt.shape[0]
     V, I = np.zeros(N), np.zeros(N)
     V1a, I1a = np.empty(N), np.empty(N)
     clist = np.empty(N, dtype=np.int64)
@@ -132,6 +137,7 @@ def _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc, rr, nrec, 
     closest, slope = df[F_CLOSEST], df[F_SLOPE]
     n_ev, n_sp, n_pred, n_solve, n_imm, n_done = di[D_EVENTS], 0, 0, 0, 0, 0
     n_arr = at.shape[0]
+    full = False
     t0 = 0.0
     k = 0
     while True:
@@ -169,8 +175,9 @@ def _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc, rr, nrec, 
                         continue
                     n_solve += ev == 1
                     n_imm += ev == 3
-                    if nrec == rt.shape[0]:
-                        rt, ri, rc, rr = _grown(rt, ri, rc, rr)
+                    if nrec == cap:
+                        full = True
+                        break
                     rt[nrec], ri[nrec], rc[nrec], rr[nrec] = t, n, I0, np.nan
                     last[n] = nrec
                     nrec += 1
@@ -182,10 +189,13 @@ def _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc, rr, nrec, 
                     refr[n] = _hold_until(t, tref, t_max, only_first)
                     n_done += only_first
                 V1a[n], I1a[n] = V0, I0
+                if full:
+                    return -1
                 if n_ev > max_events:
                     df[F_FAIL] = t
                     break
-            V, V1a, I, I1a = V1a, V, I1a, I   # the end states become the states
+            for n in range(N):             # the end states become the states (copied:
+                V[n], I[n] = V1a[n], I1a[n]  # swapping the arrays would cost refcounts)
         elif t1 > t0 and k > 0:            # a non-spiking population: the flow only
             em, es, kk = decay(t1 - t0, tm, ts, g)
             for n in range(N):
@@ -193,7 +203,7 @@ def _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc, rr, nrec, 
         if k >= n_arr or n_ev > max_events or n_done == N:   # (all held for good: done)
             break
         while k < n_arr and at[k] == t1:
-            row = P.proj_w_off[aj[k]] + am[k] * N
+            row = w_off[aj[k]] + am[k] * N
             for n in range(N):
                 I[n] += W[row + n]
             k += 1
@@ -202,7 +212,7 @@ def _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc, rr, nrec, 
     di[D_SOLVES] += n_solve
     di[D_IMMEDIATE] += n_imm
     df[F_CLOSEST], df[F_SLOPE] = closest, slope
-    return rt, ri, rc, rr, nrec
+    return nrec
 
 
 @njit(**_JIT)
@@ -229,7 +239,7 @@ def forward_sample(P, W, in_t, in_id, t_max, max_events, first_only):
             di[D_LATE] += 1
         else:
             di[D_EVENTS] += 1
-    rt, ri, rc, rr = np.empty(64), np.empty(64, dtype=np.int64), np.empty(64), np.empty(64)
+    rt, ri, rc, rr = np.empty(256), np.empty(256, dtype=np.int64), np.empty(256), np.empty(256)
     first = np.zeros(npop, dtype=np.int64)    # records of population p: first[p]..last[p]
     last = np.zeros(npop, dtype=np.int64)
     nrec = 0
@@ -244,8 +254,14 @@ def forward_sample(P, W, in_t, in_id, t_max, max_events, first_only):
             status = 1
             break
         a = nrec
-        rt, ri, rc, rr, nrec = _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc,
-                                             rr, nrec, di, df, first_only[q])
+        di0, df0 = di.copy(), df.copy()
+        while True:
+            nrec = _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc, rr, a, di,
+                                 df, first_only[q])
+            if nrec >= 0:
+                break
+            rt, ri, rc, rr = _grown(rt, ri, rc, rr)   # full: again with room (rare)
+            di[:], df[:] = di0, df0
         first[q], last[q] = a, nrec
         if di[D_EVENTS] > max_events:
             status = 1
