@@ -406,6 +406,7 @@ def _walk_backward(P, W, q, t_max, in_t, in_id, rec_t, rec_i, rec_c, rec_r, firs
     pr_pop, pr_n, pr_t, pr_dl, pr_arr, pr_vdot, pr_end = pr
     N = P.pop_size[q]
     tm, ts, g, th, vr = P.p_tm[q], P.p_ts[q], P.p_g[q], P.p_th[q], P.p_vr[q]
+    w_off = P.proj_w_off
     at, aj, am, atag, _ = arrivals_into(P, q, t_max, in_t, in_id, rec_t, rec_i, first, last,
                                         idx)
     ptr, ev_t, ev_r, ev_i = _own_events(P, q, t_max, rec_t, rec_i, rec_r, first, last, idx,
@@ -442,7 +443,7 @@ def _walk_backward(P, W, q, t_max, in_t, in_id, rec_t, rec_i, rec_c, rec_r, firs
             elif t_hi > t_lo:
                 mu_V[n], mu_I[n] = flow_adjoint(mu_V[n], mu_I[n], em, es, kk)
         while k >= 0 and at[k] == t_lo:
-            row = P.proj_w_off[aj[k]] + am[k] * N
+            row = w_off[aj[k]] + am[k] * N
             total = 0.0
             for n in range(N):
                 dLda = arrival_adjoint(W[row + n], mu_V[n], mu_I[n], tm, ts)
