@@ -502,3 +502,27 @@ def test_spike_time_within_rounding_of_a_40_digit_root(tm, ts):
         band = 16 * np.finfo(float).eps * max(1.0, abs(V0), I0) * tm / slope
         assert physics.voltage(V0, I0, D, tm, ts, g) >= 1.0
         assert abs(D - root) <= band + 4 * np.spacing(D), (V0, I0, H, D, root)
+
+
+@pytest.mark.parametrize("tm,ts", PEAK_TAUS)
+def test_candidate_bounds_are_upper_bounds_of_the_maximum(tm, ts):
+    """The two bounds the layered engine sorts neurons with (a neuron below both cannot
+    spike): ``peak_bound`` of the peak from (V0, I0), and the division-free
+    ``interior_bound`` of an interior maximum of an interval of length D from its end value,
+    both never below the maximum of V on the interval (30-digit closed form), and
+    ``peak_bound`` at most 0.2 I0 above it (its documented looseness)."""
+    from eventgrad.event import physics
+
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        V0, I0 = float(rng.uniform(-1.0, 1.0)), float(rng.uniform(1e-3, 3.0))
+        D = float(rng.uniform(1e-3, 3.0)) * max(tm, ts)
+        p = peak_mp(V0, I0, tm, ts)
+        if p is None or I0 <= V0:
+            continue
+        Vp = float(v_mp(V0, I0, float(p), tm, ts, 30))
+        assert physics.peak_bound(V0, I0, tm, ts) >= Vp
+        assert physics.peak_bound(V0, I0, tm, ts) <= Vp + 0.2 * I0
+        if float(p) < D:                      # an interior maximum on [0, D]
+            V1 = float(v_mp(V0, I0, D, tm, ts, 30))
+            assert physics.interior_bound(I0, V1, float(mp.exp(mp.mpf(D) / tm))) >= Vp

@@ -31,9 +31,9 @@ from numba import njit
 from .diagnostics import (D_EVENTS, D_IMMEDIATE, D_LATE, D_PRED, D_SOLVES, D_SPIKES,
                           F_CLOSEST, F_FAIL, F_SLOPE, N_INT)
 from .arrivals import arrivals_into, by_population, is_sorted, stable_order
-from .physics import (arrival_adjoint, crossing, decay, flow, flow_adjoint,
-                      max_on_interval,
-                      may_cross, peak_bound, release_adjoint, solve_rising, spike_adjoint)
+from .physics import (arrival_adjoint, crossing, decay, flow, flow_adjoint, interior_bound,
+                      is_candidate, max_on_interval, may_cross, peak_bound, release_adjoint,
+                      solve_rising, spike_adjoint)
 
 __all__ = ["forward_sample", "backward_sample"]
 
@@ -55,29 +55,48 @@ def _grown(rt, ri, rc, rr):
 @njit(**_JIT)
 def _sort(V0, I0, V1, I1, t0, t1, t_max, tm, ts, g, th, closest):
     """The rule of an interval from ``(V0, I0)`` at ``t0`` to ``(V1, I1)`` at ``t1`` (no event
-    in between). Returns ``(candidate, closest)``.
-
-    A candidate may reach ``th``: V is at or above threshold at an end, or it has an interior
-    maximum (rising at the start, falling at the end) that
-    :func:`~eventgrad.event.physics.peak_bound` does not keep below threshold
-    (:func:`~eventgrad.event.physics.may_cross`); the full test of :func:`_step` decides it.
-    Otherwise the maximum is below threshold (the two agree up to a maximum within rounding of
-    the interval's end), and the general engine's closest-approach rule applies: a maximum
-    reached before the next arrival and before ``t_max`` counts ``th - V_max`` (the peak is
-    located only where it could beat ``closest``)."""
-    if V0 >= th or V1 >= th:
+    in between). Returns ``(candidate, closest)``: whether it may reach ``th``
+    (:func:`~eventgrad.event.physics.is_candidate`; the full test of :func:`_step` decides),
+    and otherwise the closest approach updated (:func:`_closest`)."""
+    bound = peak_bound(V0, I0, tm, ts)
+    if is_candidate(V0, I0, V1, I1, bound, th):
         return True, closest
-    if not (I0 > V0 and I0 > 0.0):         # not rising: the maximum is V0
-        return False, (min(closest, th - V0) if t0 < t_max else closest)
-    if I1 < V1:                            # an interior maximum
-        bound = peak_bound(V0, I0, tm, ts)
+    return False, _closest(V0, I0, V1, I1, bound, t0, t1, t_max, tm, ts, g, th, closest)
+
+
+@njit(inline="always", **_JIT)
+def _classify(V0, I0, V1, I1, released, inv_em, t0, t1, t_max, tm, ts, g, th, closest):
+    """:func:`_sort` for a neuron that is not held, with the division-free
+    :func:`~eventgrad.event.physics.interior_bound` tried before
+    :func:`~eventgrad.event.physics.peak_bound` (the same decision: an interior maximum is a
+    candidate only if both bounds reach threshold). ``released``: its refractory period
+    ends in the interval (then it is a candidate)."""
+    if released or V0 >= th or V1 >= th:
+        return True, closest
+    if I0 > V0 and I0 > 0.0 and I1 < V1:   # an interior maximum
+        bound = interior_bound(I0, V1, inv_em)
         if may_cross(bound, th):
-            return True, closest
-        if th - bound < closest:
-            D_end, Vp = max_on_interval(V0, I0, t1 - t0, tm, ts, g)
-            if D_end < t1 - t0:
-                closest = min(closest, th - Vp)
-    return False, closest
+            bound = min(bound, peak_bound(V0, I0, tm, ts))
+            if may_cross(bound, th):
+                return True, closest
+        return False, _closest(V0, I0, V1, I1, bound, t0, t1, t_max, tm, ts, g, th, closest)
+    return False, _closest(V0, I0, V1, I1, V0, t0, t1, t_max, tm, ts, g, th, closest)
+
+
+@njit(**_JIT)
+def _closest(V0, I0, V1, I1, bound, t0, t1, t_max, tm, ts, g, th, closest):
+    """The general engine's closest-approach rule on an interval whose maximum is below
+    threshold (the two engines agree up to a maximum within rounding of the interval's end): a
+    maximum reached before the next arrival and before ``t_max`` counts ``th - V_max``. The peak
+    is located only where its bound ``bound`` could beat ``closest``, so the result does not
+    depend on the order in which the neurons are taken."""
+    if not (I0 > V0 and I0 > 0.0):         # not rising: the maximum is V0
+        return min(closest, th - V0) if t0 < t_max else closest
+    if I1 < V1 and th - bound < closest:   # an interior maximum that may beat closest
+        D_end, Vp = max_on_interval(V0, I0, t1 - t0, tm, ts, g)
+        if D_end < t1 - t0:
+            closest = min(closest, th - Vp)
+    return closest
 
 
 @njit(**_JIT)
@@ -144,18 +163,16 @@ def _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc, rr, nrec, 
         t1 = at[k] if k < n_arr else t_max
         if t1 > t0 and k > 0 and th < INF:  # (before the first arrival: at rest, untouched)
             em, es, kk = decay(t1 - t0, tm, ts, g)
-            for n in range(N):             # the flow for all (a loop the compiler vectorises)
-                V1a[n] = V[n] * em + I[n] * kk
-                I1a[n] = I[n] * es
+            inv_em = 1.0 / em
             nc = 0
-            for n in range(N):
+            for n in range(N):             # the flow for all, and who may spike (_classify)
+                v1, i1 = flow(V[n], I[n], em, es, kk)
+                V1a[n], I1a[n] = v1, i1
                 if refr[n] > t1:           # held at v_reset throughout
                     V1a[n] = vr
                     continue
-                cand = refr[n] > t0        # released in the interval: a candidate
-                if not cand:
-                    cand, closest = _sort(V[n], I[n], V1a[n], I1a[n], t0, t1, t_max, tm, ts, g,
-                                          th, closest)
+                cand, closest = _classify(V[n], I[n], v1, i1, refr[n] > t0, inv_em, t0, t1,
+                                          t_max, tm, ts, g, th, closest)
                 if cand:
                     clist[nc] = n
                     nc += 1
