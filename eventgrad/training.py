@@ -57,6 +57,7 @@ import numpy as np
 import torch
 
 from ._json import plain
+from .provenance import environment
 from .gradients import readout_values
 from .losses import dead_neuron_penalty
 from .network import InputPopulation, Network
@@ -371,7 +372,7 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
         "clip_grad_norm": clip_grad_norm, "revive": revive,
         "optimizer": "torch.optim.Adam(betas=(0.9, 0.999), eps=1e-8), ExponentialLR(lr_decay)",
         "t_max": task.t_max, "n_samples": n, "loss": _loss_config(loss_fn),
-        "evaluation": EVALUATION,
+        "evaluation": EVALUATION, "environment": environment(),
     }
 
     def snapshot() -> Network:
