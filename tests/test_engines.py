@@ -432,3 +432,21 @@ def test_layered_record_buffers_grow_without_loss():
     np.testing.assert_array_equal(lay.spike_counts(o), gen.spike_counts(o))
     np.testing.assert_allclose(lay.records.times, gen.records.times, rtol=1e-11, atol=1e-11)
     assert lay.diagnostics.n_events == gen.diagnostics.n_events
+
+
+def test_general_engine_grows_its_queue_and_records_without_loss():
+    """Thousands of arrivals in flight at once (one delay per synapse, 300 of them per input)
+    and more spikes than the first record buffer: the general engine grows both while its
+    event loop stops and goes on, and equals the reference engine bit for bit."""
+    rng = np.random.default_rng(8)
+    nrn = eg.LIF(10.0, 5.0, t_ref=0.5)
+    net = eg.Network(2)
+    h = net.add_population(300, nrn, name="hidden")
+    net.connect(net.input, h, rng.uniform(0.5, 3.0, (2, 300)), rng.uniform(0.0, 30.0, (2, 300)))
+    sp = eg.Spikes(np.linspace(0.0, 4.0, 24), np.arange(24) % 2)
+    ref = eg.simulate(net, sp, 50.0, engine="reference", max_events=10**6)
+    gen = eg.simulate(net, sp, 50.0, engine="general", max_events=10**6)
+    assert gen.diagnostics.n_spikes > 256 and gen.diagnostics.n_events > 24 * 300
+    for name in ("times", "pops", "ids", "currents", "release_currents"):
+        np.testing.assert_array_equal(getattr(gen.records, name), getattr(ref.records, name))
+    assert gen.diagnostics.n_events == ref.diagnostics.n_events
