@@ -334,3 +334,17 @@ def test_bad_dense():
         eg.Spikes.from_dense([[1, 1]], 0.0)
     with raises(ValueError, "dt", "nan"):
         eg.Spikes.from_dense([[1, 1]], np.nan)
+
+
+# ------------------------------------------------------- issue 14: silent results, clear errors
+@pytest.mark.parametrize("bad,rule", [(1e20, "< 2**63"), (-1e20, ">= 0"), (2.0 ** 63, "< 2**63")])
+def test_huge_float_id_is_reported_as_given(bad, rule):
+    """Before: 'ids must be >= 0, got -9223372036854775808' (the int64 cast of 1e20)."""
+    with raises(ValueError, "ids", rule, repr(bad)) as e:
+        eg.Spikes([0.0, 1.0], [0.0, bad])
+    assert "-9223372036854775808" not in str(e.value)
+
+
+def test_huge_unsigned_id_is_reported_as_given():
+    with raises(ValueError, "ids", "< 2**63", str(2 ** 63 + 5)):
+        eg.Spikes([0.0], np.array([2 ** 63 + 5], dtype=np.uint64))
