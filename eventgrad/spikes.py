@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ._checks import TIMES_GRADIENT, float_array
+
 __all__ = ["Spikes"]
 
 
@@ -47,10 +49,9 @@ class Spikes:
     __slots__ = ("times", "ids", "n_neurons")
 
     def __init__(self, times, ids, n_neurons: int | None = None) -> None:
-        try:
-            t = np.asarray(times, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(f"times must be real numbers, got {times!r}") from None
+        t = float_array(times, "times", "real numbers", TIMES_GRADIENT)
+        if getattr(ids, "requires_grad", False):
+            raise TypeError("ids must be integers, got a torch tensor that requires grad")
         raw_ids = np.asarray(ids)
         if raw_ids.size and not (np.issubdtype(raw_ids.dtype, np.integer)
                                  or np.issubdtype(raw_ids.dtype, np.floating)):
