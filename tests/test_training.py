@@ -75,6 +75,17 @@ def test_train_argument_errors():
         training.train(task, epochs=1, revive=-1.0, progress=False)
 
 
+@pytest.mark.parametrize("bad,exc", [(0, ValueError), (-2, ValueError), (2.5, TypeError)])
+def test_task_layer_sizes_name_their_argument(bad, exc):
+    """Before: temporal_xor(n_hidden=0) said 'size must be >= 1, got 0' (add_population's
+    argument); spike_timing(hidden=0) silently built no hidden layer."""
+    import re
+    with pytest.raises(exc, match=f"^n_hidden must be .*got {re.escape(str(bad))}$"):
+        tasks.temporal_xor(0, n_hidden=bad)
+    with pytest.raises(exc, match=f"^hidden must be .*got {re.escape(str(bad))}$"):
+        tasks.spike_timing(0, hidden=bad)
+
+
 # ------------------------------------------------------------------------------ spike timing
 def test_spike_timing_task_seeded_and_reachable():
     a, b = tasks.spike_timing(0), tasks.spike_timing(0)
