@@ -411,3 +411,26 @@ def test_torch_tensors_that_require_grad_point_to_the_bridge():
     assert np.array_equal(net.projections[0].weights, np.full((2, 3), 2.0))
     s = eg.Spikes(torch.tensor([1.0, 0.5]), torch.tensor([0, 1]))
     assert s.times.tolist() == [0.5, 1.0] and s.ids.tolist() == [1, 0]
+
+
+def test_empty_batch_names_spikes_everywhere():
+    """An empty batch: one message naming spikes and what it got, from simulate,
+    value_and_grad, backward's caller and the torch bridge (the issue saw numpy's 'need at
+    least one array to stack' from deep inside)."""
+    from eventgrad.losses import FirstSpikeCrossEntropy
+
+    net = _net()
+    net.connect("input", "h", np.ones((2, 3)))
+    msg = "spikes must be an eventgrad.Spikes or a non-empty sequence of them"
+    with raises(ValueError, msg, "got an empty list"):
+        eg.simulate(net, [], 10.0)
+    with raises(ValueError, msg, "got an empty tuple"):
+        eg.value_and_grad(net, (), FirstSpikeCrossEntropy(pop="h"), 10.0, target=[])
+    torch = pytest.importorskip("torch")
+    from eventgrad.torch import SpikingNetwork, eventprop
+
+    with raises(ValueError, msg, "got an empty list"):
+        SpikingNetwork(net, 10.0, pop="h")([])
+    with raises(ValueError, msg, "got an empty list"):
+        eventprop(net, [], 10.0, [torch.ones((2, 3), dtype=torch.float64)],
+                  readouts=(("first_spike", "h"),))
