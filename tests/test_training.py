@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -143,6 +144,25 @@ def test_eventprop_newton_reaches_float_precision_surrogate_floors():
     assert steps[-1]["timing_error_ms"] > 1e-5                 # the exact error does not
 
 
+def test_clip_grad_norm_zero_is_off_and_negative_is_refused():
+    """One meaning everywhere: None or 0 is no clipping (as --clip 0), so clip_grad_norm=0 no
+    longer zeroes every gradient (before: the weights never moved); a negative value (before:
+    ascent) or a non-finite one is a ValueError naming clip_grad_norm and the value."""
+    task = tasks.temporal_xor(0)
+    off = training.train(task, epochs=2, lr=0.05, progress=False, clip_grad_norm=None)
+    zero = training.train(task, epochs=2, lr=0.05, progress=False, clip_grad_norm=0)
+    for a, b, w0 in zip(off.weights, zero.weights, task.network.get_weights()):
+        np.testing.assert_array_equal(a, b)
+        assert np.max(np.abs(b - w0)) > 1e-3       # it trained
+    assert zero.config["clip_grad_norm"] is None and off.config["clip_grad_norm"] is None
+    for bad in (-1.0, -1e-9, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=rf"^clip_grad_norm must be None or a finite number"
+                                             rf" >= 0 .*got {bad!r}$"):
+            training.train(task, epochs=1, progress=False, clip_grad_norm=bad)
+    with pytest.raises(TypeError, match="^clip_grad_norm .*'0.05'"):
+        training.train(task, epochs=1, progress=False, clip_grad_norm="0.05")
+
+
 # ------------------------------------------------------------------------------ save / load
 def test_save_load_round_trip(tmp_path):
     task = tasks.temporal_xor(0, tau_mem=15.0, tau_syn=4.0)
@@ -176,6 +196,29 @@ def test_save_load_round_trip(tmp_path):
     training.save(tmp_path / "ro.json", res2)
     net2, cfg2 = training.load(tmp_path / "ro")
     assert net2.populations[0].neuron.threshold == np.inf and cfg2 == {"x": "inf"}
+
+
+@pytest.mark.parametrize("which,cut", [("npz", 0.5), ("npz", 0.0), ("json", 0.5),
+                                       ("json", 0.0), ("npz", "drop")])
+def test_load_of_a_damaged_file_names_it(tmp_path, which, cut):
+    """Before: zipfile.BadZipFile 'File is not a zip file', EOFError 'No data left in file'
+    or json's 'Unterminated string ...', none naming the file."""
+    task = tasks.temporal_xor(0)
+    res = training.TrainResult([], task.network.get_weights(), task.network, {"epochs": 0})
+    npz, js = training.save(tmp_path / "run", res)
+    path = Path(npz if which == "npz" else js)
+    if cut == "drop":       # a valid archive without the second projection's arrays
+        np.savez(path, weights_0=task.network.get_weights()[0], delays_0=np.zeros((3, 4)))
+    else:
+        data = path.read_bytes()
+        path.write_bytes(data[:int(len(data) * cut)])
+    with pytest.raises(ValueError, match=f"^{re.escape(str(path))}: not a readable eventgrad "
+                                         f"training file"):
+        training.load(tmp_path / "run")
+    path.unlink()
+    with pytest.raises(FileNotFoundError, match=re.escape(str(path))):
+        training.load(tmp_path / "run")
+
 
 
 # ------------------------------------------------------------------------------ CLI
