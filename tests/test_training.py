@@ -21,6 +21,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 # ------------------------------------------------------------------------------ train()
+@pytest.mark.filterwarnings("error::eventgrad.GrazingWarning")   # ordinary training: none
 @pytest.mark.parametrize("method", ["eventprop", "surrogate"])
 def test_train_loss_falls_on_xor(method):
     task = tasks.temporal_xor(0)
@@ -356,6 +357,7 @@ def test_yinyang_reference_splits():
         tasks.yinyang(0, n_train=10, data_seed=-1)
 
 
+@pytest.mark.filterwarnings("error::eventgrad.GrazingWarning")   # ordinary training: none
 def test_yinyang_training_loss_falls_and_reports_test_accuracy():
     task = tasks.yinyang(0, hidden=40, n_train=256, n_validation=64, n_test=128)
     res = training.train(task, epochs=3, lr=5e-3, batch_size=32, lr_decay=0.95,
