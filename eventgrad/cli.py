@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 
@@ -212,7 +213,7 @@ def _train(task, args: argparse.Namespace, method: str | None = None, **kwargs):
     method = method or args.method
     opts = _discrete_options(argparse.Namespace(**{**vars(args), "method": method}))
     return training.train(task, method=method, epochs=args.epochs, lr=args.lr,
-                          lr_decay=args.lr_decay, clip_grad_norm=args.clip or None,
+                          lr_decay=args.lr_decay, clip_grad_norm=args.clip,
                           batch_size=args.batch_size, seed=args.seed, dt=args.dt,
                           revive=args.revive, progress=not args.no_progress, **kwargs, **opts)
 
@@ -232,7 +233,6 @@ def _fmt_times(t) -> str:
 def _xor(args: argparse.Namespace) -> int:
     from . import __version__, tasks, training
 
-    _check_outputs(args)
     task = tasks.temporal_xor(args.seed, n_hidden=args.hidden)
     res = _train(task, args)
     s = res.summary
@@ -276,7 +276,6 @@ def _xor(args: argparse.Namespace) -> int:
 def _timing(args: argparse.Namespace) -> int:
     from . import __version__, tasks, training
 
-    _check_outputs(args)
     task = tasks.spike_timing(args.seed, n_inputs=args.inputs, n_patterns=args.patterns,
                               hidden=args.hidden, silent_slope=args.silent_slope)
     res = _train(task, args, newton_steps=args.newton)
@@ -328,7 +327,6 @@ def _timing(args: argparse.Namespace) -> int:
 def _yinyang(args: argparse.Namespace) -> int:
     from . import __version__, tasks, training
 
-    _check_outputs(args)
     if args.generator == "kriener" and args.data_seed is not None:
         raise SystemExit(f"eventgrad yinyang: --data-seed {args.data_seed} does not apply to "
                          f"--generator kriener (its splits have the fixed seeds 42 / 41 / 40)")
@@ -387,15 +385,100 @@ def _yinyang(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_outputs(args: argparse.Namespace) -> None:
+def _output_files(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """``(option and value, file)`` of every file the command will write (``--save PREFIX``
+    writes ``PREFIX.npz`` and ``PREFIX.json``)."""
+    out = []
+    for opt in ("json", "plot", "save"):
+        path = getattr(args, opt, None)
+        if not path:
+            continue
+        if opt == "save":
+            prefix = path.removesuffix(".json").removesuffix(".npz")
+            out += [(f"--save {path}", prefix + ".npz"), (f"--save {path}", prefix + ".json")]
+        else:
+            out.append((f"--{opt} {path}", path))
+    return out
+
+
+def _unwritable(path: str) -> str | None:
+    """Why ``path`` (absolute) cannot be written, or None."""
     import os
 
-    if args.save and args.json:
-        prefix = args.save.removesuffix(".json").removesuffix(".npz")
-        if os.path.abspath(prefix + ".json") == os.path.abspath(args.json):
-            raise SystemExit(f"eventgrad {args.command}: --json {args.json} would be "
-                             f"overwritten by --save {args.save} (which writes "
-                             f"{prefix}.npz and {prefix}.json); choose another name")
+    folder = os.path.dirname(path)
+    if os.path.isdir(path):
+        return "is a directory"
+    if not os.path.isdir(folder):
+        return f"{folder} is not a directory" if os.path.exists(folder) else \
+            f"its directory {folder} does not exist"
+    if not os.access(path if os.path.exists(path) else folder, os.W_OK):
+        return "permission denied" if os.path.exists(path) else \
+            f"its directory {folder} is not writable"
+    return None
+
+
+def _plot_format_problem(path: str) -> str | None:
+    """Why matplotlib would refuse to save a figure at ``path``, or None."""
+    import os
+
+    ext = os.path.splitext(path)[1].lstrip(".").lower()
+    if not ext:
+        return None
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()
+    return None if ext in formats else \
+        f"format {ext!r} is not one matplotlib writes ({', '.join(sorted(formats))})"
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every file the command will write (``--json``, ``--plot``, ``--save``) can be written,
+    and no two are the same, before any work starts: a long run must not fail at the end."""
+    import os
+
+    seen: dict[str, str] = {}
+    for opt, path in _output_files(args):
+        full = os.path.abspath(path)
+        if full in seen:
+            raise SystemExit(f"eventgrad {args.command}: {seen[full]} would be overwritten by "
+                             f"{opt} (both write {path}); choose another name")
+        seen[full] = opt
+        plot = opt.startswith("--plot")
+        why = _unwritable(full) or (_plot_format_problem(path) if plot else None)
+        if why:
+            where = "" if opt.endswith(f" {path}") else f" ({path})"
+            raise SystemExit(f"eventgrad {args.command}: {opt}{where}: {why}")
+
+
+def _at_least(minimum: int):
+    """An argparse type: an integer >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _real(rule: str, ok):
+    """An argparse type: a finite number for which ``ok(value)`` holds."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
+        return value
+    return parse
+
+
+#: ``--clip``: 0 is no clipping, as ``clip_grad_norm=0`` (or None) of ``training.train``.
+_clip = _real("a finite number >= 0 (0: no clipping)", lambda v: v >= 0)
+_positive_ms = _real("finite and > 0 ms", lambda v: v > 0)
 
 
 def _training_args(p: argparse.ArgumentParser, epochs: int, lr: float, decay: float,
@@ -406,13 +489,15 @@ def _training_args(p: argparse.ArgumentParser, epochs: int, lr: float, decay: fl
                    help="exact gradients on the event engine, or surrogate gradients on the "
                         "time-stepped path (evaluation is always by the exact engine)")
     p.add_argument("--seed", type=int, default=0, help="seeds the task and the training")
-    p.add_argument("--epochs", type=int, default=epochs, help="Adam epochs")
+    p.add_argument("--epochs", type=_at_least(0), default=epochs, help="Adam epochs")
     p.add_argument("--lr", type=float, default=lr, help="Adam learning rate")
     p.add_argument("--lr-decay", type=float, default=decay,
                    help="learning-rate factor per epoch")
-    p.add_argument("--clip", type=float, default=clip,
-                   help="clip the gradient norm to this before each step (0: off)")
-    p.add_argument("--batch-size", type=int, default=None, help="default: full batch")
+    p.add_argument("--clip", type=_clip, default=clip,
+                   help="clip the gradient norm to this before each step (0: off, as "
+                        "clip_grad_norm=0 or None of eventgrad.training.train)")
+    p.add_argument("--batch-size", type=_at_least(1), default=None,
+                   help="default: full batch")
     p.add_argument("--revive", type=float, default=0.0,
                    help="dead-neuron rule: push hidden neurons silent on a whole batch toward "
                         "threshold with this strength (0: off; yinyang default 0.1; see "
@@ -433,7 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("demo", help="the main job: temporal XOR trained with exact (EventProp) "
                        "and with surrogate gradients, and the gradient cross-check table")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
-    p.add_argument("--epochs", type=int, default=100, help="Adam epochs per method")
+    p.add_argument("--epochs", type=_at_least(0), default=100,
+                   help="Adam epochs per method")
     p.add_argument("--dt", type=float, nargs="+", default=[0.5, 0.1, 0.02],
                    help="time steps of the cross-check's discrete rows (ms)")
     p.add_argument("--json", type=str, default=None, help="write the table and results here")
@@ -441,9 +527,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("forward", help="exact forward pass of a Yin-Yang-shaped network: "
                        "spike times and diagnostics")
-    p.add_argument("--hidden", type=int, default=200)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--t-max", type=float, default=100.0)
+    p.add_argument("--hidden", type=_at_least(1), default=200, help="hidden neurons")
+    p.add_argument("--batch", type=_at_least(1), default=16, help="samples")
+    p.add_argument("--t-max", type=_positive_ms, default=100.0, help="window (ms)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=str, default=None, help="write a JSON summary here")
     p.set_defaults(func=_forward)
@@ -486,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("xor", help="train the temporal XOR task (2+bias-4-2) with EventProp or "
                        "surrogate gradients; accuracy by the exact engine")
     _training_args(p, epochs=100, lr=0.2, decay=0.95, clip=0.05)
-    p.add_argument("--hidden", type=int, default=4, help="hidden neurons")
+    p.add_argument("--hidden", type=_at_least(1), default=4, help="hidden neurons")
     p.set_defaults(func=_xor)
 
     p = sub.add_parser("timing", help="train a neuron to fire its first spike at target "
@@ -496,7 +582,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="at most this many Gauss-Newton steps after Adam (0: none)")
     p.add_argument("--inputs", type=int, default=5, help="input neurons")
     p.add_argument("--patterns", type=int, default=4, help="input patterns")
-    p.add_argument("--hidden", type=int, default=None, help="add a hidden layer of this size")
+    p.add_argument("--hidden", type=_at_least(1), default=None,
+                   help="add a hidden layer of this size")
     p.add_argument("--silent-slope", type=float, default=0.0,
                    help="silent-neuron rule of the loss (ms per unit voltage): a silent output "
                         "reads t_max + slope (threshold - V_max); 0 (default): zero gradient")
@@ -507,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
                        "on the test set by the exact engine")
     _training_args(p, epochs=100, lr=5e-3, decay=0.95, clip=0.0)
     p.set_defaults(batch_size=32, revive=0.1)
-    p.add_argument("--hidden", type=int, default=200, help="hidden neurons")
+    p.add_argument("--hidden", type=_at_least(1), default=200, help="hidden neurons")
     p.add_argument("--tau-mem", type=float, default=20.0, help="membrane time constant (ms)")
     p.add_argument("--tau-syn", type=float, default=5.0, help="synaptic time constant (ms)")
     p.add_argument("--train-size", type=int, default=5000)
@@ -525,6 +612,7 @@ def main(argv: list[str] | None = None) -> int:
                         "reads t_max + slope (threshold - V_max); 0: zero gradient")
     p.set_defaults(func=_yinyang)
     args = parser.parse_args(argv)
+    _check_outputs(args)
     return args.func(args)
 
 

@@ -57,6 +57,7 @@ import torch
 from .gradients import Gradients
 from .losses import Loss
 from .network import InputPopulation, Network
+from .simulate import _validate_inputs
 from .spikes import Spikes
 from .surrogates import Surrogate, spike
 
@@ -174,6 +175,8 @@ def _check_options(dt, t_max, reset, update, inputs, surrogate, dtype, **flags):
     t_max = float(t_max)
     if not math.isfinite(t_max) or t_max <= 0:
         raise ValueError(f"t_max must be finite and > 0 ms, got {t_max!r}")
+    if dt > t_max:   # one step: the grid would see nothing the window holds
+        raise ValueError(f"dt must be <= t_max, got dt={dt!r} ms > t_max={t_max!r} ms")
     if reset not in _RESETS:
         raise ValueError(f"reset must be one of {_RESETS}, got {reset!r}")
     if update not in _UPDATES:
@@ -198,6 +201,9 @@ def run(network: Network, spikes, t_max: float, dt: float, weights=None,
         dtype: torch.dtype = torch.float64, record_voltage: bool = False) -> _Run:
     """The time-stepped forward pass with autograd graph; see the module docs for options.
 
+    ``spikes``: a Spikes or a non-empty sequence of them; ``t_max`` and the step ``dt`` in ms,
+    ``0 < dt <= t_max``.
+
     ``weights``: one tensor per projection (default: the network's weights, as constants).
     Returns the internal run record used by :func:`simulate` and :func:`value_and_grad`.
     """
@@ -205,13 +211,7 @@ def run(network: Network, spikes, t_max: float, dt: float, weights=None,
     dt, t_max, n_steps = _check_options(dt, t_max, reset, update, inputs, surrogate, dtype,
                                         detach_reset=detach_reset, interpolate=interpolate,
                                         record_voltage=record_voltage)
-    batch = [spikes] if isinstance(spikes, Spikes) else list(spikes)
-    for b, s in enumerate(batch):
-        if not isinstance(s, Spikes):
-            raise TypeError(f"spikes[{b}] must be an eventgrad.Spikes, got {type(s)}")
-        if len(s) and s.ids.max() >= network.input.size:
-            raise ValueError(f"spikes[{b}]: input id {int(s.ids.max())} out of range for "
-                             f"n_inputs={network.input.size}")
+    batch, _ = _validate_inputs(network, spikes)
     B = len(batch)
     projs = network.projections
     if weights is None:

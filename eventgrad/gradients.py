@@ -10,12 +10,11 @@ adjoint (:func:`backward_batch`), which returns :class:`Gradients`.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from .adjoint import GrazingWarning, grazing_message
+from .adjoint import warn_grazing
 from .event import engines
 from .network import Network
 from .readout import AT_ARRIVAL, AT_END, MaxVoltage, as_batch, max_voltage_batch
@@ -48,7 +47,8 @@ class Gradients:
         :func:`eventgrad.adjoint.backward`); 0 in normal operation.
     min_crossing_slope : float
         Smallest ``I - threshold`` over all spikes of the batch: small values mean large
-        (exact) gradients from near-grazing crossings.
+        (exact) gradients from near-grazing crossings; below
+        :data:`eventgrad.adjoint.NEAR_GRAZING_SLOPE` the call issued a GrazingWarning.
     result : SimulationResult or BatchResult
         The forward pass the gradients belong to.
     """
@@ -168,8 +168,8 @@ def backward_batch(results, terms: list[tuple[Readout, np.ndarray]], engine: str
     Returns the flat gradients (:class:`eventgrad.event.engines.BackwardOutput`): dL/dw and
     dL/dd summed over the batch (flat like ``plan.W``; see ``plan.split``), dL/d(input time)
     and dL/dt of every record (flat), grazing spikes per sample. Issues one
-    :class:`~eventgrad.adjoint.GrazingWarning` for the batch if a crossing was grazing (and
-    ``warn``).
+    :class:`~eventgrad.adjoint.GrazingWarning` for the batch (if ``warn``) if a crossing was
+    grazing or had a slope below :data:`eventgrad.adjoint.NEAR_GRAZING_SLOPE`.
     """
     res = as_batch(results)
     rec = res.records
@@ -187,8 +187,8 @@ def backward_batch(results, terms: list[tuple[Readout, np.ndarray]], engine: str
     else:
         out = engines.backward(res.plan, rec, g, res.flat_inputs, probes, res.t_max,
                                engines.resolve(engine, res.plan), workers)
-    if warn and int(out.n_grazing.sum()):
-        warnings.warn(grazing_message(int(out.n_grazing.sum())), GrazingWarning, stacklevel=3)
+    if warn:
+        warn_grazing(int(out.n_grazing.sum()), rec, res.network, stacklevel=3)
     return out
 
 

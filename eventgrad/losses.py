@@ -201,8 +201,10 @@ class FirstSpikeCrossEntropy(Loss):
 class SpikeTimeMSE(Loss):
     """Mean squared error of first-spike times to targets:
 
-    ``L = mean_{b, n} (t_bn - target_bn)^2`` (ms^2), targets of shape ``(n,)`` or ``(batch, n)``,
-    given here or as ``target`` at call time.
+    ``L = mean_{b, n} (t_bn - target_bn)^2`` (ms^2), targets in ms of shape ``(n,)`` (the same
+    for every sample) or ``(batch, n)``, given here or as ``target`` at call time; any other
+    shape (a scalar, ``(1,)`` for two outputs, ``(1, n)`` for a batch of two) is an error,
+    never broadcast.
     """
 
     readout = "first_spike"
@@ -210,15 +212,17 @@ class SpikeTimeMSE(Loss):
     def __init__(self, targets=None, pop="output", t_silent: float | None = None,
                  silent_slope: float = 0.0) -> None:
         super().__init__(pop, t_silent, silent_slope)
-        self.targets = None if targets is None else self._check(targets)
+        self.targets = None if targets is None else self._check(targets, "targets")
 
     @staticmethod
-    def _check(targets) -> np.ndarray:
+    def _check(targets, name: str = "target") -> np.ndarray:
         if hasattr(targets, "detach"):
             targets = targets.detach().cpu().numpy()
         t = np.asarray(targets, dtype=np.float64)
+        if t.ndim not in (1, 2):
+            raise ValueError(f"{name} must have shape (n,) or (batch, n), got shape {t.shape}")
         if not np.all(np.isfinite(t)):
-            raise ValueError(f"targets must be finite, got {t}")
+            raise ValueError(f"{name} must be finite, got {t}")
         return t
 
     def __call__(self, values: torch.Tensor, target=None) -> torch.Tensor:
@@ -227,15 +231,14 @@ class SpikeTimeMSE(Loss):
     def value_and_grad(self, values: np.ndarray, target=None) -> tuple[float, np.ndarray]:
         """The mean squared error and its derivative with respect to the first-spike times."""
         t = np.asarray(values, dtype=np.float64)
+        name = "targets" if target is None else "target"
         tg = self.targets if target is None else self._check(target)
         if tg is None:
             raise ValueError("target: SpikeTimeMSE needs target times (in the constructor or "
                              "as target)")
-        try:
-            tg = np.broadcast_to(tg, t.shape)
-        except ValueError:
-            raise ValueError(f"targets of shape {tuple(np.shape(tg))} do not match the readout "
-                             f"{tuple(t.shape)}") from None
+        if tg.shape not in (t.shape[1:], t.shape):
+            raise ValueError(f"{name} must have shape (n,) = {t.shape[1:]} or (batch, n) = "
+                             f"{t.shape} for this readout, got {tg.shape}")
         r = t - tg
         return float(np.mean(r * r)), 2.0 * r / r.size
 

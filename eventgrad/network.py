@@ -13,6 +13,7 @@ from typing import Union
 
 import numpy as np
 
+from ._checks import float_array
 from .neuron import LIF
 
 __all__ = ["Network", "Population", "InputPopulation", "Projection", "default_weight_init"]
@@ -55,10 +56,7 @@ def _check_size(name: str, size) -> int:
 
 
 def _as_weights(weights, shape: tuple[int, int], name: str = "weights") -> np.ndarray:
-    try:
-        w = np.array(weights, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an array of real numbers") from None
+    w = float_array(weights, name)
     if w.shape != shape:
         raise ValueError(f"{name} must have shape (n_pre, n_post) = {shape}, got {w.shape}")
     bad = ~np.isfinite(w)
@@ -69,10 +67,7 @@ def _as_weights(weights, shape: tuple[int, int], name: str = "weights") -> np.nd
 
 
 def _as_delays(delay, shape: tuple[int, int], name: str = "delay") -> np.ndarray:
-    try:
-        d = np.array(delay, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number or an array of them") from None
+    d = float_array(delay, name, "a real number or an array of them")
     if d.ndim == 0:
         d = np.full(shape, float(d))
     if d.shape != shape:
@@ -83,6 +78,13 @@ def _as_delays(delay, shape: tuple[int, int], name: str = "delay") -> np.ndarray
         i, j = np.argwhere(bad)[0]
         raise ValueError(f"{name} must be finite and >= 0 ms, got {d[i, j]!r} at [{i}, {j}]")
     return d
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a`` (made read-only too): the view's ``writeable`` flag cannot be
+    set back to True."""
+    a.flags.writeable = False
+    return a.view()
 
 
 class Projection:
@@ -101,8 +103,9 @@ class Projection:
         Position in :attr:`Network.projections`.
 
     Assigning ``weights`` or ``delays`` validates the new values (shape, finiteness, sign).
-    The arrays themselves are read-only (writing into them in place raises), so no value can
-    bypass that validation; assign a new array (or use :meth:`Network.set_weights`) instead.
+    The arrays themselves are read-only views of read-only arrays (writing into them in place
+    raises, and so does setting their ``writeable`` flag), so no value can bypass that
+    validation; assign a new array (or use :meth:`Network.set_weights`) instead.
     ``weights_version`` and ``delays_version`` count the assignments (the engines' cached
     plans follow them).
     """
@@ -126,9 +129,8 @@ class Projection:
 
     @weights.setter
     def weights(self, value) -> None:
-        w = _as_weights(value, self.shape, f"weights of projection {self.index}")
-        w.flags.writeable = False
-        self._weights = w
+        self._weights = _frozen(_as_weights(value, self.shape,
+                                            f"weights of projection {self.index}"))
         self.weights_version += 1
 
     @property
@@ -137,9 +139,8 @@ class Projection:
 
     @delays.setter
     def delays(self, value) -> None:
-        d = _as_delays(value, self.shape, f"delays of projection {self.index}")
-        d.flags.writeable = False
-        self._delays = d
+        self._delays = _frozen(_as_delays(value, self.shape,
+                                          f"delays of projection {self.index}"))
         self.delays_version += 1
 
     def __repr__(self) -> str:

@@ -38,7 +38,8 @@ def _validate_inputs(network: Network, spikes) -> tuple[list[Spikes], bool]:
     if batch is None:
         raise TypeError(f"spikes must be an eventgrad.Spikes or a sequence of them, got {type(spikes)}")
     if not batch:
-        raise ValueError("spikes: an empty batch (give at least one eventgrad.Spikes)")
+        raise ValueError(f"spikes must be an eventgrad.Spikes or a non-empty sequence of them "
+                         f"(a batch), got an empty {type(spikes).__name__}")
     n_in = network.input.size
     for b, s in enumerate(batch):
         if not isinstance(s, Spikes):

@@ -6,7 +6,28 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ._checks import TIMES_GRADIENT, float_array
+
 __all__ = ["Spikes"]
+
+
+def _int_ids(raw: np.ndarray) -> np.ndarray:
+    """Neuron ids (integer or integral float array) as int64, checked: integer-valued, >= 0
+    and < 2**63. A bad id is reported as given (never as its int64 cast)."""
+    if not raw.size:
+        return raw.astype(np.int64)
+    if raw.dtype.kind in "iu":
+        if raw.dtype.kind == "i" and (raw < 0).any():
+            raise ValueError(f"ids must be >= 0, got {raw[raw < 0][0].item()}")
+        if raw.dtype.kind == "u" and raw.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"ids must be < 2**63, got {raw.max().item()}")
+        return raw.astype(np.int64)
+    f = raw.astype(np.float64)
+    whole = np.isfinite(f) & (f == np.round(f))
+    for bad, rule in ((~whole, "integers"), (f < 0, ">= 0"), (f >= 2.0 ** 63, "< 2**63")):
+        if bad.any():
+            raise ValueError(f"ids must be {rule}, got {raw[bad][0].item()!r}")
+    return f.astype(np.int64)
 
 
 class Spikes:
@@ -28,10 +49,9 @@ class Spikes:
     __slots__ = ("times", "ids", "n_neurons")
 
     def __init__(self, times, ids, n_neurons: int | None = None) -> None:
-        try:
-            t = np.asarray(times, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(f"times must be real numbers, got {times!r}") from None
+        t = float_array(times, "times", "real numbers", TIMES_GRADIENT)
+        if getattr(ids, "requires_grad", False):
+            raise TypeError("ids must be integers, got a torch tensor that requires grad")
         raw_ids = np.asarray(ids)
         if raw_ids.size and not (np.issubdtype(raw_ids.dtype, np.integer)
                                  or np.issubdtype(raw_ids.dtype, np.floating)):
@@ -44,20 +64,13 @@ class Spikes:
             raise ValueError(
                 f"times and ids must have the same length, got {t.shape[0]} and {raw_ids.shape[0]}"
             )
-        if raw_ids.size and not np.issubdtype(raw_ids.dtype, np.integer):
-            as_float = raw_ids.astype(np.float64)
-            if not np.all(np.isfinite(as_float)) or np.any(as_float != np.round(as_float)):
-                bad = raw_ids[~(np.isfinite(as_float) & (as_float == np.round(as_float)))][0]
-                raise ValueError(f"ids must be integers, got {bad!r}")
-        idv = raw_ids.astype(np.int64)
+        idv = _int_ids(raw_ids)
         if t.size:
             finite = np.isfinite(t)
             if not finite.all():
                 raise ValueError(f"times must be finite, got {t[~finite][0]!r}")
             if (t < 0).any():
                 raise ValueError(f"times must be >= 0 ms, got {t[t < 0][0]!r}")
-            if (idv < 0).any():
-                raise ValueError(f"ids must be >= 0, got {idv[idv < 0][0]}")
         if n_neurons is not None:
             if isinstance(n_neurons, (bool, np.bool_)) or not isinstance(
                     n_neurons, (int, np.integer)):

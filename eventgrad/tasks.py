@@ -56,7 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .losses import FirstSpikeCrossEntropy, Loss, SpikeTimeMSE
-from .network import Network
+from .network import Network, _check_size
 from .neuron import LIF
 from .simulate import simulate
 from .spikes import Spikes
@@ -190,6 +190,7 @@ def temporal_xor(seed: int = 0, early: float = 0.0, late: float = 6.0, tau_mem: 
     Loss: :class:`~eventgrad.losses.FirstSpikeCrossEntropy` with its defaults (tau0 0.5 ms,
     tau1 6.4 ms, alpha 3e-3); a silent output neuron counts as spiking at ``t_max``.
     """
+    n_hidden = _check_size("n_hidden", n_hidden)
     early, late = float(early), float(late)
     if not (0.0 <= early < late):
         raise ValueError(f"need 0 <= early < late (ms), got early={early}, late={late}")
@@ -253,7 +254,7 @@ def spike_timing(seed: int = 0, n_inputs: int = 5, n_patterns: int = 4, targets=
     n_patterns : int — number of input patterns (samples)
     targets : array_like of shape ``(n_patterns,)`` or ``(n_patterns, 1)``, ms, optional —
         target first-spike times; by default those of a teacher network (below)
-    hidden : int, optional — a hidden layer of this many neurons (``n_inputs-hidden-1``);
+    hidden : int (>= 1), optional — a hidden layer of this many neurons (``n_inputs-hidden-1``);
         None for a single output neuron (``n_inputs-1``)
     tau_mem, tau_syn : float, ms — time constants of all LIF neurons (threshold 1, reset to 0,
         no refractory period, no delays)
@@ -292,6 +293,8 @@ def spike_timing(seed: int = 0, n_inputs: int = 5, n_patterns: int = 4, targets=
     ``Task.labels``); a silent output counts as spiking at ``t_max`` (plus the
     ``silent_slope`` term).
     """
+    if hidden is not None:
+        hidden = _check_size("hidden", hidden)
     n_inputs, n_patterns = int(n_inputs), int(n_patterns)
     if n_inputs < 1 or n_patterns < 1:
         raise ValueError(f"need n_inputs >= 1 and n_patterns >= 1, got {n_inputs}, {n_patterns}")

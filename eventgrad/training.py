@@ -51,6 +51,8 @@ import contextlib
 import json
 import math
 import time
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -264,6 +266,20 @@ def _loss_config(loss) -> dict:
     return cfg
 
 
+def _clip_norm(value) -> float | None:
+    """``clip_grad_norm`` as :func:`train` uses it: None for no clipping (None or 0), else a
+    finite float > 0."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                      np.floating)):
+        raise TypeError(f"clip_grad_norm must be None or a number >= 0, got {value!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"clip_grad_norm must be None or a finite number >= 0 (None or 0: no "
+                         f"clipping), got {value!r}")
+    return float(value) or None
+
+
 def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
           batch_size: int | None = None, seed: int = 0, dt: float = 0.1, lr_decay: float = 1.0,
           progress: bool = True, clip_grad_norm: float | None = None,
@@ -286,10 +302,12 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
     lr_decay : float — the learning rate is multiplied by this after every epoch
     progress : bool — show a tqdm progress bar with loss and accuracy / timing error
     clip_grad_norm : float or None — clip the gradient's total norm to this before each Adam
-        step (:func:`torch.nn.utils.clip_grad_norm_`). Exact gradients have a factor
-        ``1/(I - threshold)`` that is huge when a spike (dis)appears near grazing; one such
-        gradient fills Adam's first moment and carries the weights far for ~10 steps. Clipping
-        keeps such an event from dominating (it changes the step, not the gradient's meaning)
+        step (:func:`torch.nn.utils.clip_grad_norm_`); None or 0 (as ``--clip 0`` of the
+        command line; the config records None): no clipping; negative or non-finite:
+        ValueError. Exact gradients have a factor ``1/(I - threshold)`` that is huge when a
+        spike (dis)appears near grazing; one such gradient fills Adam's first moment and
+        carries the weights far for ~10 steps. Clipping keeps such an event from dominating
+        (it changes the step, not the gradient's meaning)
     newton_steps : int — at most this many Gauss-Newton steps on the first-spike times after
         the epochs, with the method's own Jacobian (tasks with target times; see
         :func:`newton_refine`); they are appended to the history with ``phase="newton"``
@@ -324,6 +342,7 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
         raise ValueError(f"lr_decay must be finite and > 0, got {lr_decay!r}")
     if not (math.isfinite(revive) and revive >= 0):
         raise ValueError(f"revive must be finite and >= 0, got {revive!r}")
+    clip_grad_norm = _clip_norm(clip_grad_norm)
     if method == "eventprop" and discrete_options:
         raise ValueError(f"options {sorted(discrete_options)} apply to method='surrogate' only")
     if newton_steps and task.targets is None:
@@ -640,15 +659,35 @@ def save(path_prefix: str, result: TrainResult) -> tuple[str, str]:
 
 
 def load(path_prefix: str) -> tuple[Network, dict]:
-    """Read what :func:`save` wrote: the trained :class:`Network` and the run's config."""
+    """Read what :func:`save` wrote: the trained :class:`Network` and the run's config.
+
+    A missing file raises FileNotFoundError; a truncated or corrupt ``.json`` or ``.npz``
+    (or one that is not an eventgrad training file) raises ValueError naming the file."""
     prefix = str(path_prefix).removesuffix(".json").removesuffix(".npz")
-    with open(prefix + ".json") as f:
-        doc = json.load(f)
-    if doc.get("format") != _FORMAT:
-        raise ValueError(f"{prefix}.json: not an eventgrad training file "
-                         f"(format {doc.get('format')!r})")
+    js, npz = prefix + ".json", prefix + ".npz"
+    try:
+        with open(js) as f:
+            doc = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{js}: not a readable eventgrad training file (truncated or "
+                         f"corrupt JSON: {e})") from e
+    if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
+        got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise ValueError(f"{js}: not an eventgrad training file (format {got!r})")
     n_proj = len(doc["network"]["projections"])
-    with np.load(prefix + ".npz") as z:
-        weights = [z[f"weights_{i}"] for i in range(n_proj)]
-        delays = [z[f"delays_{i}"] for i in range(n_proj)]
-    return network_from_dict(doc["network"], weights, delays), doc["config"]
+    return network_from_dict(doc["network"], *_load_arrays(npz, n_proj)), doc["config"]
+
+
+def _load_arrays(npz: str, n_proj: int) -> tuple[list, list]:
+    """``weights_i`` and ``delays_i`` of ``npz``; a truncated, corrupt or incomplete file is a
+    ValueError naming it (a missing one stays FileNotFoundError)."""
+    try:
+        with np.load(npz) as z:
+            return ([z[f"weights_{i}"] for i in range(n_proj)],
+                    [z[f"delays_{i}"] for i in range(n_proj)])
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as e:
+        raise ValueError(f"{npz}: not a readable eventgrad training file (truncated, corrupt "
+                         f"or without the {n_proj} projections' arrays: "
+                         f"{type(e).__name__}: {e})") from e

@@ -639,6 +639,33 @@ def test_other_invalid_arguments():
         discrete.run(net, sp, 5.0, 0.1, weights=[])
 
 
+@pytest.mark.parametrize("entry", ["simulate", "value_and_grad", "run"])
+def test_step_longer_than_the_window_is_refused(entry):
+    """Before: dt > t_max ran one grid step, every output silent while the exact engine
+    fires (here at 1.92 ms and 2.31 ms, inside the 5 ms window)."""
+    net, sp = _tiny()
+    assert np.all(eg.simulate(net, sp, 5.0).first_spike_times("output") < 5.0)
+    calls = {"simulate": lambda: discrete.simulate(net, sp, 5.0, 6.0),
+             "run": lambda: discrete.run(net, sp, 5.0, 6.0),
+             "value_and_grad": lambda: discrete.value_and_grad(
+                 net, sp, SpikeTimeMSE([2.0, 2.0]), 5.0, 6.0)}
+    with pytest.raises(ValueError, match=r"^dt must be <= t_max, got dt=6\.0 ms > "
+                                         r"t_max=5\.0 ms$"):
+        calls[entry]()
+    assert discrete.simulate(net, sp, 5.0, 5.0).first_spike_times("output").shape == (2,)
+
+
+def test_empty_batch_is_refused_by_the_time_stepped_path():
+    """Before: discrete.value_and_grad of [] returned a nan loss (numpy's 'Mean of empty
+    slice') and simulate an empty result."""
+    net, _ = _tiny()
+    msg = r"^spikes must be an eventgrad.Spikes or a non-empty sequence .*got an empty list$"
+    with pytest.raises(ValueError, match=msg):
+        discrete.simulate(net, [], 5.0, 0.1)
+    with pytest.raises(ValueError, match=msg):
+        discrete.value_and_grad(net, [], FirstSpikeCrossEntropy(), 5.0, 0.1, target=[])
+
+
 # independent transcription of the table in eventgrad/surrogates.py
 _FORMULAS = {
     "superspike": lambda x, b: 1.0 / (b * np.abs(x) + 1.0) ** 2,

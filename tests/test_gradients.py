@@ -219,6 +219,86 @@ def test_near_grazing_gradient_is_large_and_finite():
         assert g.min_crossing_slope > 0
 
 
+def _single(w: float, tm: float = 20.0, ts: float = 10.0) -> eg.Network:
+    net = eg.Network(1)
+    net.connect(net.input, net.add_population(1, eg.LIF(tm, ts), name="output"), [[w]])
+    return net
+
+
+def test_shallow_crossing_warns_once_with_the_tolerance():
+    """A peak 1e-12 above threshold (w = 4 (1 + 1e-12), tau_mem = 2 tau_syn): correct but huge
+    gradient, before without any warning. From the closed form of
+    test_near_grazing_gradient_is_large_and_finite: s = sqrt((w - 4)/w) (w - 4 is exact),
+    y = (1 + s)/2, t = -tm log y, slope I - theta = w y^2 - 1, dt/dw = -tm / (w^2 s y)."""
+    from eventgrad.adjoint import NEAR_GRAZING_SLOPE, GrazingWarning
+
+    tm, w = 20.0, 4.0 * (1 + 1e-12)
+    s = np.sqrt((w - 4.0) / w)
+    y = (1 + s) / 2
+    t, slope = -tm * np.log(y), w * y * y - 1
+    expected = 2 * t * (-tm / (w * w * s * y))
+    assert NEAR_GRAZING_SLOPE > slope > 1e-6 and abs(expected) > 1e7
+    sp = eg.Spikes([0.0], [0])
+    for call in ("value_and_grad", "backward"):
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always")
+            if call == "value_and_grad":
+                L, g = eg.value_and_grad(_single(w), sp, SpikeTimeMSE([0.0]), 100.0)
+                gw, n, smallest = g.weights[0][0, 0], g.n_grazing, g.min_crossing_slope
+            else:
+                r = eg.simulate(_single(w), sp, 100.0)
+                out = eg.backward(r, 2 * r.records.times)     # dL/dt of L = t^2
+                gw, n, smallest = out.weights[0][0, 0], out.n_grazing, \
+                    r.diagnostics.min_crossing_slope
+        assert [type(x.message) for x in got] == [GrazingWarning]
+        text = str(got[0].message)
+        assert "NEAR_GRAZING_SLOPE = 1e-05" in text and f"smallest {slope:.3g}" in text
+        assert n == 0 and smallest == pytest.approx(slope, rel=1e-3)
+        assert gw == pytest.approx(expected, rel=1e-3)
+    with warnings.catch_warnings():      # 1e-8 above (slope 2e-4): no warning
+        warnings.simplefilter("error")
+        eg.value_and_grad(_single(4.0 * (1 + 1e-8)), sp, SpikeTimeMSE([0.0]), 100.0)
+
+
+def test_grazing_warning_once_per_call_and_no_global_filter_left():
+    """Before: batch_backward changed the warning filters inside warnings.catch_warnings (not
+    thread-safe); after two threads called value_and_grad at once an 'ignore' filter stayed
+    and a later exactly grazing gradient (~1e16) came without a warning. Now: no filter is
+    touched, and a batch of three grazing samples gives one warning counting three spikes."""
+    import threading
+    from pathlib import Path
+
+    from eventgrad.adjoint import GrazingWarning
+
+    nrn = eg.LIF(20.0, 5.0)
+    w = 1.0 / float(nrn.kernel(nrn.peak_time(0.0, 1.0)))   # peak exactly at threshold
+    net = _single(w, 20.0, 5.0)
+    loss, sp = SpikeTimeMSE([0.0]), eg.Spikes([0.0], [0])
+
+    def work():
+        for _ in range(5):
+            eg.value_and_grad(net, [sp, sp], loss, 50.0)
+
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        filters = list(warnings.filters)
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert warnings.filters == filters
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        _, g = eg.value_and_grad(net, [sp, sp, sp], loss, 50.0)
+    assert g.n_grazing == 3 and abs(g.weights[0][0, 0]) > 1e15
+    assert [type(x.message) for x in got] == [GrazingWarning]
+    assert str(got[0].message).startswith("3 spike(s) crossed threshold with zero slope")
+    src = Path(eg.__file__).parent
+    assert not [p for p in src.rglob("*.py")
+                if "catch_warnings" in p.read_text() or "simplefilter" in p.read_text()]
+
+
 def test_completely_silent_network_has_zero_gradient():
     """No spike anywhere: the loss sees t_silent for every output and the gradient is 0."""
     net = eg.Network.feedforward([2, 3, 2], eg.LIF(10.0, 5.0), weights=[np.full((2, 3), 0.1),

@@ -1,6 +1,8 @@
 """Each loss's own derivative (autograd) against central differences of its value, and the
 loss formulas against direct numpy evaluations."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -117,3 +119,56 @@ def test_numpy_derivative_against_torch_formulas(loss, values, target):
     value, grad = loss.value_and_grad(values, target)
     assert value == pytest.approx(float(L.detach()), rel=1e-14)
     np.testing.assert_allclose(grad, g.numpy(), rtol=1e-13, atol=1e-16)
+
+
+# ------------------------------------------------------------------ issue 14: shapes, labels
+@pytest.mark.parametrize("targets", [12.0, [12.0], [[12.0, 15.0]], [[[12.0, 15.0]]]])
+def test_spike_time_mse_targets_are_never_broadcast(targets):
+    """Allowed: (n,) or (batch, n). Before, [12.0] on two outputs (and a scalar, and (1, n) on
+    a batch of two) broadcast silently: the loss of targets nobody gave."""
+    values = np.array([[3.0, 4.0], [1.0, 2.0]])
+    shape = np.shape(targets)
+    if len(shape) not in (1, 2):    # rejected where it is given
+        with pytest.raises(ValueError, match=rf"^targets must have shape \(n,\) or \(batch, n\), "
+                                             rf"got shape {re.escape(str(shape))}$"):
+            SpikeTimeMSE(targets=targets)
+        with pytest.raises(ValueError, match=r"^target must have shape"):
+            SpikeTimeMSE().value_and_grad(values, targets)
+        return
+    msg = (rf"^{{}} must have shape \(n,\) = \(2,\) or \(batch, n\) = \(2, 2\) for this "
+           rf"readout, got {re.escape(str(shape))}$")
+    with pytest.raises(ValueError, match=msg.format("targets")):
+        SpikeTimeMSE(targets=targets).value_and_grad(values)
+    with pytest.raises(ValueError, match=msg.format("target")):
+        SpikeTimeMSE()(torch.tensor(values), targets)
+
+
+def test_spike_time_mse_allowed_shapes_by_hand():
+    values = np.array([[3.0, 4.0], [1.0, 2.0]])
+    # (n,): residuals [1, 2], [-1, 0]; (batch, n): [1, 2], [0, 2]
+    assert SpikeTimeMSE([2.0, 2.0]).value_and_grad(values)[0] == (1 + 4 + 1 + 0) / 4
+    L, g = SpikeTimeMSE().value_and_grad(values, [[2.0, 2.0], [1.0, 0.0]])
+    assert L == (1 + 4 + 0 + 4) / 4
+    np.testing.assert_array_equal(g, 2 * np.array([[1.0, 2.0], [0.0, 2.0]]) / 4)
+
+
+def test_spike_time_mse_one_target_for_two_outputs_through_value_and_grad():
+    import eventgrad as eg
+
+    net = eg.Network.feedforward([2, 2], eg.LIF(20.0, 5.0), weights=[np.full((2, 2), 6.0)])
+    with pytest.raises(ValueError, match=r"^targets must have shape \(n,\) = \(2,\)"):
+        eg.value_and_grad(net, eg.Spikes([0.0, 1.0], [0, 1]), SpikeTimeMSE(targets=[12.0]),
+                          50.0)
+
+
+@pytest.mark.parametrize("label,shown", [(0.7, "0.7"), (np.nan, "nan"), (-0.0 + 2, "2")])
+def test_class_labels_are_checked_through_value_and_grad(label, shown):
+    """Item 3 (already fixed on main, tested here end to end): label 0.7 used to become class
+    0 and a nan label a garbage integer; now each is a ValueError naming target and the
+    value."""
+    import eventgrad as eg
+
+    net = eg.Network.feedforward([2, 2], eg.LIF(20.0, 5.0), weights=[np.full((2, 2), 6.0)])
+    with pytest.raises(ValueError, match=rf"^target labels must be .*{shown}"):
+        eg.value_and_grad(net, eg.Spikes([0.0, 1.0], [0, 1]), FirstSpikeCrossEntropy(), 50.0,
+                          target=label)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 # ------------------------------------------------------------------------------ train()
+@pytest.mark.filterwarnings("error::eventgrad.GrazingWarning")   # ordinary training: none
 @pytest.mark.parametrize("method", ["eventprop", "surrogate"])
 def test_train_loss_falls_on_xor(method):
     task = tasks.temporal_xor(0)
@@ -73,6 +75,17 @@ def test_train_argument_errors():
         training.train(task, epochs=1, batch_size=0, progress=False)
     with pytest.raises(ValueError, match="revive"):
         training.train(task, epochs=1, revive=-1.0, progress=False)
+
+
+@pytest.mark.parametrize("bad,exc", [(0, ValueError), (-2, ValueError), (2.5, TypeError)])
+def test_task_layer_sizes_name_their_argument(bad, exc):
+    """Before: temporal_xor(n_hidden=0) said 'size must be >= 1, got 0' (add_population's
+    argument); spike_timing(hidden=0) silently built no hidden layer."""
+    import re
+    with pytest.raises(exc, match=f"^n_hidden must be .*got {re.escape(str(bad))}$"):
+        tasks.temporal_xor(0, n_hidden=bad)
+    with pytest.raises(exc, match=f"^hidden must be .*got {re.escape(str(bad))}$"):
+        tasks.spike_timing(0, hidden=bad)
 
 
 # ------------------------------------------------------------------------------ spike timing
@@ -132,6 +145,25 @@ def test_eventprop_newton_reaches_float_precision_surrogate_floors():
     assert steps[-1]["timing_error_ms"] > 1e-5                 # the exact error does not
 
 
+def test_clip_grad_norm_zero_is_off_and_negative_is_refused():
+    """One meaning everywhere: None or 0 is no clipping (as --clip 0), so clip_grad_norm=0 no
+    longer zeroes every gradient (before: the weights never moved); a negative value (before:
+    ascent) or a non-finite one is a ValueError naming clip_grad_norm and the value."""
+    task = tasks.temporal_xor(0)
+    off = training.train(task, epochs=2, lr=0.05, progress=False, clip_grad_norm=None)
+    zero = training.train(task, epochs=2, lr=0.05, progress=False, clip_grad_norm=0)
+    for a, b, w0 in zip(off.weights, zero.weights, task.network.get_weights()):
+        np.testing.assert_array_equal(a, b)
+        assert np.max(np.abs(b - w0)) > 1e-3       # it trained
+    assert zero.config["clip_grad_norm"] is None and off.config["clip_grad_norm"] is None
+    for bad in (-1.0, -1e-9, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=rf"^clip_grad_norm must be None or a finite number"
+                                             rf" >= 0 .*got {bad!r}$"):
+            training.train(task, epochs=1, progress=False, clip_grad_norm=bad)
+    with pytest.raises(TypeError, match="^clip_grad_norm .*'0.05'"):
+        training.train(task, epochs=1, progress=False, clip_grad_norm="0.05")
+
+
 # ------------------------------------------------------------------------------ save / load
 def test_save_load_round_trip(tmp_path):
     task = tasks.temporal_xor(0, tau_mem=15.0, tau_syn=4.0)
@@ -165,6 +197,29 @@ def test_save_load_round_trip(tmp_path):
     training.save(tmp_path / "ro.json", res2)
     net2, cfg2 = training.load(tmp_path / "ro")
     assert net2.populations[0].neuron.threshold == np.inf and cfg2 == {"x": "inf"}
+
+
+@pytest.mark.parametrize("which,cut", [("npz", 0.5), ("npz", 0.0), ("json", 0.5),
+                                       ("json", 0.0), ("npz", "drop")])
+def test_load_of_a_damaged_file_names_it(tmp_path, which, cut):
+    """Before: zipfile.BadZipFile 'File is not a zip file', EOFError 'No data left in file'
+    or json's 'Unterminated string ...', none naming the file."""
+    task = tasks.temporal_xor(0)
+    res = training.TrainResult([], task.network.get_weights(), task.network, {"epochs": 0})
+    npz, js = training.save(tmp_path / "run", res)
+    path = Path(npz if which == "npz" else js)
+    if cut == "drop":       # a valid archive without the second projection's arrays
+        np.savez(path, weights_0=task.network.get_weights()[0], delays_0=np.zeros((3, 4)))
+    else:
+        data = path.read_bytes()
+        path.write_bytes(data[:int(len(data) * cut)])
+    with pytest.raises(ValueError, match=f"^{re.escape(str(path))}: not a readable eventgrad "
+                                         f"training file"):
+        training.load(tmp_path / "run")
+    path.unlink()
+    with pytest.raises(FileNotFoundError, match=re.escape(str(path))):
+        training.load(tmp_path / "run")
+
 
 
 # ------------------------------------------------------------------------------ CLI
@@ -302,6 +357,7 @@ def test_yinyang_reference_splits():
         tasks.yinyang(0, n_train=10, data_seed=-1)
 
 
+@pytest.mark.filterwarnings("error::eventgrad.GrazingWarning")   # ordinary training: none
 def test_yinyang_training_loss_falls_and_reports_test_accuracy():
     task = tasks.yinyang(0, hidden=40, n_train=256, n_validation=64, n_test=128)
     res = training.train(task, epochs=3, lr=5e-3, batch_size=32, lr_decay=0.95,

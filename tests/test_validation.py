@@ -334,3 +334,103 @@ def test_bad_dense():
         eg.Spikes.from_dense([[1, 1]], 0.0)
     with raises(ValueError, "dt", "nan"):
         eg.Spikes.from_dense([[1, 1]], np.nan)
+
+
+# ------------------------------------------------------- issue 14: silent results, clear errors
+def _one_neuron(w: float, delay: float = 0.0) -> eg.Network:
+    """One input -> one LIF neuron (tau_mem 20 = 2 tau_syn), weight w, delay in ms."""
+    net = eg.Network(1)
+    net.add_population(1, eg.LIF(20.0, 10.0), "output")
+    net.connect("input", "output", [[w]], delay=delay)
+    return net
+
+
+def _closed_form_spike(w: float) -> float:
+    """First spike of _one_neuron(w) for an input at 0: V = w ts/(tm - ts) (e^{-t/tm} -
+    e^{-t/ts}) = w (y - y^2) with y = e^{-t/tm} (tm = 2 ts), so V = 1 first at
+    y = (1 + sqrt(1 - 4/w))/2 (w > 4), t = -tm log y."""
+    return -20.0 * np.log((1 + np.sqrt(1 - 4 / w)) / 2)
+
+
+def test_projection_weights_and_delays_cannot_be_written_in_place():
+    """Item 1: a NaN weight or a negative delay written in place would bypass validation
+    (silenced neurons, spikes before their cause). Neither the array nor its writeable flag
+    can be changed, so the spike stays where the closed form puts it."""
+    net = _one_neuron(6.0, delay=1.5)
+    pr = net.projections[0]
+    with raises(ValueError, "read-only"):
+        pr.weights[0, 0] = np.nan
+    with raises(ValueError, "read-only"):
+        pr.delays[0, 0] = -1.0
+    for arr in (pr.weights, pr.delays, np.asarray(pr.weights)):
+        with raises(ValueError, "WRITEABLE"):
+            arr.flags.writeable = True
+    w = net.get_weights()
+    w[0][0, 0] = np.nan                      # a copy: writable, and changes nothing
+    t = eg.simulate(net, eg.Spikes([0.0], [0]), 40.0).first_spike_times("output")[0]
+    assert t == pytest.approx(1.5 + _closed_form_spike(6.0), abs=1e-12)
+    with raises(ValueError, "weights of projection 0", "nan", "[0, 0]"):
+        net.set_weights(w)                   # the documented way validates
+
+
+@pytest.mark.parametrize("bad,rule", [(1e20, "< 2**63"), (-1e20, ">= 0"), (2.0 ** 63, "< 2**63")])
+def test_huge_float_id_is_reported_as_given(bad, rule):
+    """Before: 'ids must be >= 0, got -9223372036854775808' (the int64 cast of 1e20)."""
+    with raises(ValueError, "ids", rule, repr(bad)) as e:
+        eg.Spikes([0.0, 1.0], [0.0, bad])
+    assert "-9223372036854775808" not in str(e.value)
+
+
+def test_huge_unsigned_id_is_reported_as_given():
+    with raises(ValueError, "ids", "< 2**63", str(2 ** 63 + 5)):
+        eg.Spikes([0.0], np.array([2 ** 63 + 5], dtype=np.uint64))
+
+
+# (numpy warns that torch's Tensor.__array__ takes no copy keyword, for a list of tensors)
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_torch_tensors_that_require_grad_point_to_the_bridge():
+    """Weights or spike times given as torch tensors that require grad: a TypeError naming the
+    argument and saying where gradients come from (not torch's 'Can't call numpy()')."""
+    torch = pytest.importorskip("torch")
+    w = torch.ones((2, 3), dtype=torch.float64, requires_grad=True)
+    with raises(TypeError, "weights of projection 0", "requires grad", "(2, 3)",
+                "eventgrad.torch", "detach()"):
+        _net().connect("input", "h", w)
+    with raises(TypeError, "weights of projection 0", "require grad", "eventgrad.torch"):
+        _net().connect("input", "h", [[torch.tensor(1.0, requires_grad=True)] * 3] * 2)
+    net = _net()
+    net.connect("input", "h", np.ones((2, 3)))
+    with raises(TypeError, "weights of projection 0", "requires grad", "eventgrad.torch"):
+        net.set_weights([w])
+    with raises(TypeError, "delays of projection 0", "requires grad"):
+        net.set_delays([torch.zeros((2, 3), requires_grad=True)])
+    with raises(TypeError, "times", "requires grad", "value_and_grad", "input_times"):
+        eg.Spikes(torch.tensor([0.0, 1.0], requires_grad=True), [0, 1])
+    # tensors that do not require grad are values, taken as they are
+    net.set_weights([w.detach() * 2])
+    assert np.array_equal(net.projections[0].weights, np.full((2, 3), 2.0))
+    s = eg.Spikes(torch.tensor([1.0, 0.5]), torch.tensor([0, 1]))
+    assert s.times.tolist() == [0.5, 1.0] and s.ids.tolist() == [1, 0]
+
+
+def test_empty_batch_names_spikes_everywhere():
+    """An empty batch: one message naming spikes and what it got, from simulate,
+    value_and_grad, backward's caller and the torch bridge (the issue saw numpy's 'need at
+    least one array to stack' from deep inside)."""
+    from eventgrad.losses import FirstSpikeCrossEntropy
+
+    net = _net()
+    net.connect("input", "h", np.ones((2, 3)))
+    msg = "spikes must be an eventgrad.Spikes or a non-empty sequence of them"
+    with raises(ValueError, msg, "got an empty list"):
+        eg.simulate(net, [], 10.0)
+    with raises(ValueError, msg, "got an empty tuple"):
+        eg.value_and_grad(net, (), FirstSpikeCrossEntropy(pop="h"), 10.0, target=[])
+    torch = pytest.importorskip("torch")
+    from eventgrad.torch import SpikingNetwork, eventprop
+
+    with raises(ValueError, msg, "got an empty list"):
+        SpikingNetwork(net, 10.0, pop="h")([])
+    with raises(ValueError, msg, "got an empty list"):
+        eventprop(net, [], 10.0, [torch.ones((2, 3), dtype=torch.float64)],
+                  readouts=(("first_spike", "h"),))

@@ -1,0 +1,35 @@
+"""Argument checks shared by the modules that take arrays from users (no heavy imports)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Where to go for gradients, by kind of argument (see :func:`float_array`).
+WEIGHTS_GRADIENT = ("the torch bridge, eventgrad.torch.SpikingNetwork or "
+                    "eventgrad.torch.eventprop(network, spikes, t_max, weights=[...])")
+TIMES_GRADIENT = "eventgrad.value_and_grad (Gradients.input_times is dL/d(input spike time))"
+
+
+def _grad_tensor_error(name: str, value, use: str) -> TypeError:
+    got = (f"a torch tensor that requires grad (shape {tuple(value.shape)})"
+           if hasattr(value, "shape") else "torch tensors that require grad")
+    return TypeError(f"{name}: got {got}; "
+                     f"eventgrad would take only the values and lose the gradient. For "
+                     f"gradients use {use}; for the value alone pass tensor.detach()")
+
+
+def float_array(value, name: str, what: str = "an array of real numbers",
+                use: str = WEIGHTS_GRADIENT) -> np.ndarray:
+    """``value`` as a new float64 array. A torch tensor that requires grad (alone or inside a
+    sequence) raises a TypeError naming ``name`` and pointing to ``use``; a value that is not
+    numeric raises a TypeError "``name`` must be ``what``, got ..."."""
+    if getattr(value, "requires_grad", False):
+        raise _grad_tensor_error(name, value, use)
+    try:
+        return np.array(value, dtype=np.float64)
+    except RuntimeError as e:   # torch's "Can't call numpy() on Tensor that requires grad"
+        if "requires grad" in str(e):
+            raise _grad_tensor_error(name, value, use) from None
+        raise
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be {what}, got {value!r:.80}") from None

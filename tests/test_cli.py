@@ -1,0 +1,114 @@
+"""Command line: bad numbers are argparse errors naming the option and the value, and every
+output path (--json, --plot, --save) is checked before any work starts."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from eventgrad import cli
+
+COMMANDS = {"forward": "_forward", "demo": "_demo", "crosscheck": "_crosscheck",
+            "figure1": "_figure1", "xor": "_xor", "timing": "_timing", "yinyang": "_yinyang"}
+WRITES = {"forward": ("json",), "demo": ("json",), "crosscheck": ("json", "plot"),
+          "figure1": ("json", "plot"), "xor": ("json", "plot", "save"),
+          "timing": ("json", "plot", "save"), "yinyang": ("json", "plot", "save")}
+
+CLIP = "must be a finite number >= 0 (0: no clipping), got"
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Every command's body replaced by one that fails: the checks must come first."""
+    def started(args):
+        raise AssertionError(f"{args.command}: the work started")
+    for name in COMMANDS.values():
+        monkeypatch.setattr(cli, name, started)
+
+
+def _exit(argv, capsys) -> tuple[object, str]:
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    return e.value.code, str(e.value.code) + capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,option,shown", [
+    (["forward", "--batch", "0"], "--batch", "must be >= 1, got 0"),
+    (["forward", "--batch", "-3"], "--batch", "must be >= 1, got -3"),
+    (["forward", "--batch", "2.5"], "--batch", "must be an integer, got '2.5'"),
+    (["forward", "--hidden", "0"], "--hidden", "must be >= 1, got 0"),
+    (["forward", "--t-max", "0"], "--t-max", "must be finite and > 0 ms, got 0"),
+    (["forward", "--t-max", "nan"], "--t-max", "must be finite and > 0 ms, got nan"),
+    (["xor", "--hidden", "0"], "--hidden", "must be >= 1, got 0"),
+    (["xor", "--clip", "-1"], "--clip", f"{CLIP} -1"),
+    (["yinyang", "--clip", "inf"], "--clip", f"{CLIP} inf"),
+    (["timing", "--epochs", "-1"], "--epochs", "must be >= 0, got -1"),
+    (["yinyang", "--batch-size", "0"], "--batch-size", "must be >= 1, got 0"),
+    (["yinyang", "--hidden", "-5"], "--hidden", "must be >= 1, got -5"),
+])
+def test_bad_numbers_are_readable_argparse_errors(argv, option, shown, capsys, no_work):
+    """Before: `eventgrad forward --batch 0` ended in a traceback from simulate (and
+    earlier numpy's 'need at least one array to stack')."""
+    code, text = _exit(argv, capsys)
+    assert code == 2
+    assert f"eventgrad {argv[0]}: error: argument {option}: {shown}" in text
+    assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_output_path_is_checked_before_the_work(command, tmp_path, capsys, no_work):
+    """Before: --json / --plot / --save were first opened after training, so a bad path lost
+    the whole run."""
+    for opt in WRITES[command]:
+        ext = {"json": ".json", "plot": ".png", "save": ""}[opt]
+        missing = str(tmp_path / "no" / f"out{ext}")
+        code, text = _exit([command, f"--{opt}", missing], capsys)
+        assert code == f"eventgrad {command}: --{opt} {missing}" + (
+            f" ({missing}.npz)" if opt == "save" else "") + \
+            f": its directory {tmp_path / 'no'} does not exist"
+        code, _ = _exit([command, f"--{opt}", str(tmp_path)], capsys) if opt != "save" \
+            else (None, None)
+        if opt != "save":
+            assert code == f"eventgrad {command}: --{opt} {tmp_path}: is a directory"
+        (tmp_path / "file").write_text("")
+        inside = str(tmp_path / "file" / f"x{ext}")
+        code, _ = _exit([command, f"--{opt}", inside], capsys)
+        assert code.endswith(f": {tmp_path / 'file'} is not a directory")
+
+
+def test_output_collisions_and_plot_format(tmp_path, capsys, no_work):
+    a = str(tmp_path / "a")
+    code, _ = _exit(["xor", "--json", a + ".json", "--save", a], capsys)
+    assert code == (f"eventgrad xor: --json {a}.json would be overwritten by --save {a} "
+                    f"(both write {a}.json); choose another name")
+    code, _ = _exit(["crosscheck", "--json", a, "--plot", a], capsys)
+    assert "would be overwritten by --plot" in code
+    code, _ = _exit(["yinyang", "--plot", a + ".xyz"], capsys)
+    assert code.startswith(f"eventgrad yinyang: --plot {a}.xyz: format 'xyz' is not one "
+                           f"matplotlib writes (") and "png" in code
+
+
+def test_unwritable_directory_is_refused(tmp_path, capsys, no_work, monkeypatch):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    if os.geteuid() == 0:   # root may write anyway: let os.access answer as for a user
+        access = os.access
+        monkeypatch.setattr(os, "access", lambda p, m: False if str(p) == str(ro)
+                            else access(p, m))
+    try:
+        code, _ = _exit(["xor", "--json", str(ro / "x.json")], capsys)
+    finally:
+        ro.chmod(0o700)
+    assert code == f"eventgrad xor: --json {ro / 'x.json'}: its directory {ro} is not writable"
+
+
+def test_clip_zero_is_off_as_in_train(tmp_path):
+    """--clip 0 and clip_grad_norm=0 (or None) mean the same: no clipping."""
+    for clip, expected in (("0", None), ("0.05", 0.05)):
+        out = tmp_path / f"c{clip}.json"
+        assert cli.main(["xor", "--epochs", "1", "--clip", clip, "--no-progress", "--json",
+                         str(out)]) == 0
+        assert json.loads(out.read_text())["config"]["clip_grad_norm"] == expected
