@@ -45,8 +45,8 @@ def _forward(args: argparse.Namespace) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"events": d.n_events, "spikes": d.n_spikes, "seconds": elapsed,
-                       "first_spike_times": np.where(np.isinf(first), None, first).tolist()},
-                      f, indent=1)
+                       "first_spike_times": np.where(np.isinf(first), None, first).tolist(),
+                       "environment": _environment()}, f, indent=1)
     return 0
 
 
@@ -104,7 +104,7 @@ def _demo(args: argparse.Namespace) -> int:
           f"figure1 --help")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(cc.to_json(summary), f, indent=1)
+            json.dump(cc.to_json({**summary, "environment": _environment()}), f, indent=1)
     return 0
 
 
@@ -147,7 +147,7 @@ def _crosscheck(args: argparse.Namespace) -> int:
         settings = {"task": task.name, "seed": args.seed, "dts": list(args.dt),
                     "surrogates": list(args.surrogate), "scales": list(args.scale),
                     "detach_resets": list(detach), "fd": not args.no_fd, "fd_h": args.fd_h,
-                    "seconds": elapsed}
+                    "seconds": elapsed, "environment": _environment()}
         with open(args.json, "w") as f:
             json.dump(cc.to_json({"rows": rows, "settings": settings}), f, indent=1)
     if args.plot:
@@ -188,6 +188,7 @@ def _figure1(args: argparse.Namespace) -> int:
               f"{data['cosine_surrogate'][i]:7.3f}")
     print(f"done in {elapsed:.1f} s")
     data["settings"]["seconds"] = elapsed
+    data["settings"]["environment"] = _environment()
     if args.json:
         with open(args.json, "w") as f:
             json.dump(cc.to_json(data), f, indent=1)
@@ -218,9 +219,16 @@ def _train(task, args: argparse.Namespace, method: str | None = None, **kwargs):
                           revive=args.revive, progress=not args.no_progress, **kwargs, **opts)
 
 
+def _environment() -> dict:
+    from .provenance import environment
+
+    return environment()
+
+
 def _write_json(path: str, obj) -> None:
     from .training import to_json
 
+    obj = {**obj, "environment": _environment()} if isinstance(obj, dict) else obj
     with open(path, "w") as f:
         json.dump(to_json(obj), f, indent=1, allow_nan=False)
 

@@ -112,3 +112,19 @@ def test_clip_zero_is_off_as_in_train(tmp_path):
         assert cli.main(["xor", "--epochs", "1", "--clip", clip, "--no-progress", "--json",
                          str(out)]) == 0
         assert json.loads(out.read_text())["config"]["clip_grad_norm"] == expected
+
+
+@pytest.mark.parametrize("argv", [["forward", "--batch", "2"],
+                                  ["xor", "--epochs", "1", "--no-progress"]])
+def test_json_records_the_environment(argv, tmp_path):
+    """Every JSON a command writes says where it ran (eventgrad.provenance.environment)."""
+    import numpy as np
+
+    import eventgrad
+
+    path = tmp_path / "out.json"
+    assert cli.main(argv + ["--json", str(path)]) in (0, None)
+    env = json.loads(path.read_text())["environment"]
+    assert env["packages"]["eventgrad"] == eventgrad.__version__
+    assert env["packages"]["numpy"] == np.__version__
+    assert env["eventgrad_threads"] == eventgrad.get_num_threads()
