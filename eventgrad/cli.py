@@ -211,12 +211,16 @@ def _train(task, args: argparse.Namespace, method: str | None = None, **kwargs):
     ``--method``)."""
     from . import training
 
+    import os
+
     method = method or args.method
     opts = _discrete_options(argparse.Namespace(**{**vars(args), "method": method}))
+    ckpt = os.path.join(args.checkpoint, method) if args.checkpoint else None
     return training.train(task, method=method, epochs=args.epochs, lr=args.lr,
                           lr_decay=args.lr_decay, clip_grad_norm=args.clip,
                           batch_size=args.batch_size, seed=args.seed, dt=args.dt,
-                          revive=args.revive, progress=not args.no_progress, **kwargs, **opts)
+                          revive=args.revive, progress=not args.no_progress,
+                          checkpoint=ckpt, resume=args.resume, **kwargs, **opts)
 
 
 def _environment() -> dict:
@@ -456,6 +460,28 @@ def _check_outputs(args: argparse.Namespace) -> None:
         if why:
             where = "" if opt.endswith(f" {path}") else f" ({path})"
             raise SystemExit(f"eventgrad {args.command}: {opt}{where}: {why}")
+    _check_checkpoint(args)
+
+
+def _check_checkpoint(args: argparse.Namespace) -> None:
+    """``--checkpoint DIR`` is a directory that can be made and written (``--resume`` needs
+    it), before any work starts."""
+    import os
+
+    d = getattr(args, "checkpoint", None)
+    if getattr(args, "resume", False) and not d:
+        raise SystemExit(f"eventgrad {args.command}: --resume needs --checkpoint DIR")
+    if not d:
+        return
+    full = os.path.abspath(d)
+    if os.path.exists(full) and not os.path.isdir(full):
+        raise SystemExit(f"eventgrad {args.command}: --checkpoint {d}: not a directory")
+    parent = full
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.access(parent, os.W_OK):
+        raise SystemExit(f"eventgrad {args.command}: --checkpoint {d}: {parent} is not "
+                         "writable")
 
 
 def _at_least(minimum: int):
@@ -517,6 +543,12 @@ def _training_args(p: argparse.ArgumentParser, epochs: int, lr: float, decay: fl
     p.add_argument("--plot", type=str, default=None, help="write the figure here (PNG)")
     p.add_argument("--save", type=str, default=None, metavar="PREFIX",
                    help="write PREFIX.npz (weights, delays) and PREFIX.json")
+    p.add_argument("--checkpoint", type=str, default=None, metavar="DIR",
+                   help="save the training state after every epoch in DIR/<method>/ "
+                        "(Ctrl-C says which epoch was saved)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from --checkpoint DIR (the same settings; --epochs may be "
+                        "larger); ends bit-identical to an uninterrupted run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

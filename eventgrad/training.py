@@ -50,6 +50,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
+import sys
 import time
 import zipfile
 import zlib
@@ -280,11 +282,86 @@ def _clip_norm(value) -> float | None:
     return float(value) or None
 
 
+class _Checkpoint:
+    """Saving and resuming :func:`train`'s state (see its ``checkpoint`` and ``resume``)."""
+
+    #: config entries that must match for a resume (the rest, e.g. ``epochs``, may change)
+    SAME = ("task", "method", "lr", "batch_size", "seed", "lr_decay", "dt", "discrete_options",
+            "clip_grad_norm", "revive", "t_max", "n_samples", "loss")
+
+    def __init__(self, directory: str | None, resume: bool, config: dict) -> None:
+        if resume and directory is None:
+            raise ValueError("resume=True needs checkpoint=DIR (the directory to resume from)")
+        self.path = None if directory is None else os.path.join(directory, "checkpoint.pt")
+        self.resume, self.config, self.saved = resume, config, None
+        if self.path is not None:
+            os.makedirs(directory, exist_ok=True)
+            if not os.access(directory, os.W_OK):
+                raise ValueError(f"checkpoint: directory {directory!r} is not writable")
+
+    def load(self, params, opt, sched, rng, network_with):
+        """Restore the saved state into ``params``, ``opt``, ``sched``, ``rng`` and return
+        ``(history, best)`` (``network_with(weights)``: the task's network with those weights,
+        for the best epoch); None when not resuming."""
+        if not self.resume:
+            return None
+        try:
+            st = torch.load(self.path, weights_only=False)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"resume: no checkpoint at {self.path}") from None
+        except Exception as e:
+            raise ValueError(f"resume: {self.path} is not a readable eventgrad checkpoint "
+                             f"({type(e).__name__}: {e})") from None
+        saved = st["config"]
+        diff = [k for k in self.SAME if to_json(saved.get(k)) != to_json(self.config[k])]
+        if diff:
+            what = ", ".join(f"{k}: saved {saved.get(k)!r}, now {self.config[k]!r}"
+                             for k in diff)
+            raise ValueError(f"resume: {self.path} was written by a run with other settings "
+                             f"({what})")
+        with torch.no_grad():
+            for p, w in zip(params, st["params"]):
+                p.copy_(w)
+        opt.load_state_dict(st["opt"])
+        sched.load_state_dict(st["sched"])
+        rng.bit_generator.state = st["rng"]
+        torch.set_rng_state(st["torch_rng"])
+        self.saved = st["epoch"]
+        b = st["best"]
+        return st["history"], None if b is None else (b[0], b[1], network_with(b[2]))
+
+    @contextlib.contextmanager
+    def reporting_interrupts(self):
+        """On Ctrl-C inside the block: say which epoch was saved last, then re-raise."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            where = (f"epoch {self.saved} is saved in {self.path} (resume with resume=True / "
+                     f"--resume)" if self.saved is not None else "nothing was saved "
+                     "(no epoch finished, or no checkpoint directory given)")
+            print(f"\ninterrupted: {where}", file=sys.stderr)
+            raise
+
+    def save(self, epoch, params, opt, sched, rng, history, best) -> None:
+        if self.path is None:
+            return
+        st = {"epoch": epoch, "params": [p.detach().clone() for p in params],
+              "opt": opt.state_dict(), "sched": sched.state_dict(),
+              "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+              "history": history, "config": {k: self.config[k] for k in self.SAME},
+              "best": None if best is None else (best[0], best[1], best[2].get_weights())}
+        tmp = self.path + ".tmp"
+        torch.save(st, tmp)
+        os.replace(tmp, self.path)
+        self.saved = epoch
+
+
 def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
           batch_size: int | None = None, seed: int = 0, dt: float = 0.1, lr_decay: float = 1.0,
           progress: bool = True, clip_grad_norm: float | None = None,
           newton_steps: int = 0, newton_tol: float = 0.0, torch_threads: int | None = 1,
-          revive: float = 0.0, **discrete_options) -> TrainResult:
+          revive: float = 0.0, checkpoint: str | None = None, resume: bool = False,
+          **discrete_options) -> TrainResult:
     """Train ``task.network`` (a copy; the task is not modified) on ``task``'s loss with Adam.
 
     Parameters
@@ -321,6 +398,13 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
         surrogate path uses its grid maximum. Reported losses do not include it
     torch_threads : int or None — torch intra-op threads while training (restored after);
         the default 1 is fastest for these small tensors; None leaves torch's setting
+    checkpoint : str or None — a directory: after every epoch the run's state (weights, Adam
+        and learning-rate state, history, best epoch, the batch-order and torch RNG states) is
+        written to ``checkpoint/checkpoint.pt`` (atomically: a crash leaves the previous
+        one). Ctrl-C during training stops after saying which epoch was saved last
+    resume : bool — continue from ``checkpoint/checkpoint.pt`` (the same task, method and
+        settings; ValueError otherwise): the run ends bit-identical to one that was not
+        interrupted (same machine and software; tested for both methods)
     **discrete_options : passed to :func:`eventgrad.discrete.run` (surrogate path only), e.g.
         ``surrogate=Surrogate("superspike", 10)``, ``reset``, ``detach_reset``, ``update``,
         ``inputs``, ``interpolate``
@@ -394,49 +478,60 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
         "evaluation": EVALUATION, "environment": environment(),
     }
 
-    def snapshot() -> Network:
+    def network_with(weights) -> Network:
         out = task.network.copy()
-        out.set_weights([p.detach().numpy().copy() for p in params])
+        out.set_weights(weights)
         return out
+
+    def snapshot() -> Network:
+        return network_with([p.detach().numpy().copy() for p in params])
+
+    ckpt = _Checkpoint(checkpoint, resume, config)
+    state = ckpt.load(params, opt, sched, rng, network_with)
 
     with _torch_threads(torch_threads):
         t0 = time.perf_counter()
-        ev = evaluate(task, snapshot())
-        history = [{"epoch": 0, "loss": ev["loss"], "exact_loss": ev["loss"], **_metric(ev),
-                    **_validation(task, snapshot()), "lr": lr, "train_seconds": 0.0,
-                    "seconds": time.perf_counter() - t0, "phase": "init"}]
-        best = None   # (epoch, validation accuracy, network) of the best epoch so far
-        bar = tqdm(range(1, epochs + 1), desc=f"{method} {task.name}", disable=not progress,
-                   leave=True, dynamic_ncols=True)
-        for epoch in bar:
-            order = np.arange(n) if bs == n else rng.permutation(n)
-            losses = []
-            lr_now = opt.param_groups[0]["lr"]
-            t_epoch = time.perf_counter()
-            for s in range(0, n, bs):
-                idx = order[s:s + bs]
-                opt.zero_grad()
-                L, L_step = batch_loss(idx)
-                if L_step.requires_grad:
-                    L_step.backward()
-                if L_step.requires_grad or method == "eventprop":   # (EventProp sets .grad)
-                    if clip_grad_norm is not None:
-                        torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
-                    opt.step()
-                losses.append(float(L.detach()))
-            sched.step()
-            step_seconds = time.perf_counter() - t_epoch
-            trained_now = snapshot()
-            ev = evaluate(task, trained_now)
-            entry = {"epoch": epoch, "loss": float(np.mean(losses)), "exact_loss": ev["loss"],
-                     **_metric(ev), **_validation(task, trained_now), "lr": lr_now,
-                     "train_seconds": step_seconds, "seconds": time.perf_counter() - t0,
-                     "phase": "adam"}
-            history.append(entry)
-            if "validation_accuracy" in entry and (
-                    best is None or entry["validation_accuracy"] > best[1]):
-                best = (epoch, entry["validation_accuracy"], trained_now)
-            bar.set_postfix(_postfix(entry), refresh=False)
+        if state is None:
+            ev = evaluate(task, snapshot())
+            history = [{"epoch": 0, "loss": ev["loss"], "exact_loss": ev["loss"], **_metric(ev),
+                        **_validation(task, snapshot()), "lr": lr, "train_seconds": 0.0,
+                        "seconds": time.perf_counter() - t0, "phase": "init"}]
+            best = None   # (epoch, validation accuracy, network) of the best epoch so far
+        else:
+            history, best = state
+        bar = tqdm(range(len(history), epochs + 1), desc=f"{method} {task.name}",
+                   disable=not progress, leave=True, dynamic_ncols=True)
+        with ckpt.reporting_interrupts():
+            for epoch in bar:
+                order = np.arange(n) if bs == n else rng.permutation(n)
+                losses = []
+                lr_now = opt.param_groups[0]["lr"]
+                t_epoch = time.perf_counter()
+                for s in range(0, n, bs):
+                    idx = order[s:s + bs]
+                    opt.zero_grad()
+                    L, L_step = batch_loss(idx)
+                    if L_step.requires_grad:
+                        L_step.backward()
+                    if L_step.requires_grad or method == "eventprop":   # (EventProp sets .grad)
+                        if clip_grad_norm is not None:
+                            torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
+                        opt.step()
+                    losses.append(float(L.detach()))
+                sched.step()
+                step_seconds = time.perf_counter() - t_epoch
+                trained_now = snapshot()
+                ev = evaluate(task, trained_now)
+                entry = {"epoch": epoch, "loss": float(np.mean(losses)), "exact_loss": ev["loss"],
+                         **_metric(ev), **_validation(task, trained_now), "lr": lr_now,
+                         "train_seconds": step_seconds, "seconds": time.perf_counter() - t0,
+                         "phase": "adam"}
+                history.append(entry)
+                if "validation_accuracy" in entry and (
+                        best is None or entry["validation_accuracy"] > best[1]):
+                    best = (epoch, entry["validation_accuracy"], trained_now)
+                bar.set_postfix(_postfix(entry), refresh=False)
+                ckpt.save(epoch, params, opt, sched, rng, history, best)
         bar.close()
         trained = snapshot()
         if newton_steps:

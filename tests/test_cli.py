@@ -128,3 +128,22 @@ def test_json_records_the_environment(argv, tmp_path):
     assert env["packages"]["eventgrad"] == eventgrad.__version__
     assert env["packages"]["numpy"] == np.__version__
     assert env["eventgrad_threads"] == eventgrad.get_num_threads()
+
+
+def test_checkpoint_and_resume_on_the_command_line(tmp_path, capsys):
+    """``--checkpoint DIR`` then ``--resume`` with more epochs ends where one run of that
+    many epochs ends (the saved JSON's history, bit for bit); bad uses are refused first."""
+    base = ["xor", "--epochs", "2", "--no-progress", "--batch-size", "2", "--seed", "1"]
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    cli.main(base[:2] + ["3"] + base[3:] + ["--json", str(a)])
+    cli.main(base + ["--checkpoint", str(tmp_path / "ck")])
+    assert (tmp_path / "ck" / "eventprop" / "checkpoint.pt").exists()
+    cli.main(base[:2] + ["3"] + base[3:] + ["--checkpoint", str(tmp_path / "ck"), "--resume",
+                                            "--json", str(b)])
+    ha, hb = (json.loads(p.read_text())["history"] for p in (a, b))
+    assert [h["loss"] for h in ha] == [h["loss"] for h in hb] and len(ha) == 4
+    code, msg = _exit(base + ["--resume"], capsys)
+    assert "--resume needs --checkpoint DIR" in msg
+    (tmp_path / "file").write_text("x")
+    code, msg = _exit(base + ["--checkpoint", str(tmp_path / "file")], capsys)
+    assert "not a directory" in msg
