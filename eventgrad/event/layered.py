@@ -7,7 +7,7 @@ sees the same arrival times. So the engine takes the populations in topological 
 it lists the arrivals (:func:`eventgrad.event.arrivals.arrivals_into`) and walks the intervals
 between them with every neuron at once. The flow coefficients ``exp(-D/tau)`` and ``k(D)`` of an
 interval are shared by the population; only a neuron that may reach threshold
-(:func:`_sort`) or is refractory goes through the scalar rule
+(:func:`_classify`) or is refractory goes through the scalar rule
 (:func:`_step`), which finds its crossings with
 :func:`~eventgrad.event.physics.crossing` exactly as the general engine does. No queue, no heap.
 
@@ -138,9 +138,8 @@ def _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc, rr, nrec, 
     count, or -1 if the buffers are full (then nothing else is to be trusted: the caller
     grows the buffers and runs the population again from its saved counters).
 
-    Each interval takes two passes: every neuron that cannot spike in it is moved to its end
-    at once (:func:`_sort`), then the candidates' events are found one by one
-    (:func:`_step`). The per-neuron rules take and return scalars only, and no array
+    Each interval takes two passes: every neuron is moved to its end and sorted
+    (:func:`_classify`), then the candidates' events are found one by one (:func:`_step`). The per-neuron rules take and return scalars only, and no array
     variable is reassigned in the loops: either costs numba a reference-count update (an
     atomic operation) per iteration.
     """

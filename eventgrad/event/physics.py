@@ -48,7 +48,8 @@ import numpy as np
 from numba import njit
 
 __all__ = ["KERNEL_SWITCH", "CANDIDATE_MARGIN", "rate", "kernel", "decay", "flow",
-           "flow_adjoint", "voltage", "peak_time", "max_on_interval", "peak_bound", "interior_bound", "may_cross", "is_candidate",
+           "flow_adjoint", "voltage", "peak_time", "max_on_interval", "peak_bound",
+           "interior_bound", "may_cross", "is_candidate",
            "crossing", "crossing_lower_bound", "solve_crossing", "solve_rising", "hermite_root",
            "spike_adjoint", "release_adjoint", "arrival_adjoint", "slope_floor"]
 
@@ -144,10 +145,10 @@ def peak_bound(V0, I0, tm, ts):
     (``L(y) >= 1 + y/2 + y^2/3`` for ``y >= 0``, the rest of its series being positive;
     ``L(y) >= 1/(1 - y/2)`` for ``y < 0``, from ``log(1 + z) >= 2z/(2 + z)``) and
     ``exp(-w) <= 1/(1 + w + w^2/2 + w^3/6)``, ``V* <= I0/(1 + w + w^2/2 + w^3/6)`` with
-    ``w = u L_low``: two divisions (three for ``y < 0``), no exp or log. It exceeds ``V*`` by a few per cent of
-    ``I0`` for tau ratios up to ~4 and by up to ~16 % of ``I0`` at ``tm/ts = 20`` (measured;
-    a loose bound costs an exact test, never a miss). Written without branches
-    (both cases computed, one selected) so that a loop over neurons vectorises.
+    ``w = u L_low``: two divisions (three for ``y < 0``), no exp or log. It exceeds ``V*`` by
+    a few per cent of ``I0`` for tau ratios up to ~4 and by up to ~16 % of ``I0`` at
+    ``tm/ts = 20`` (measured; a loose bound costs an exact test, never a miss). Written
+    with selects, not early returns (both cases computed, one kept).
     """
     rising = (I0 > V0) & (I0 > 0.0)
     u = (I0 - V0) / (I0 if rising else 1.0)
@@ -183,7 +184,7 @@ def is_candidate(V0, I0, V1, I1, bound, th):
     input in between (``bound``: :func:`peak_bound` of ``(V0, I0)``): at or above threshold at
     an end, or an interior maximum (rising at the start, falling at the end) that ``bound``
     does not keep below threshold (:func:`may_cross`). Otherwise the maximum on the interval
-    is below threshold. Without branches (a loop over neurons vectorises)."""
+    is below threshold."""
     interior = (I0 > V0) & (I0 > 0.0) & (I1 < V1)
     return (V0 >= th) | (V1 >= th) | (interior & may_cross(bound, th))
 
