@@ -444,24 +444,28 @@ def _event(et, ek, c, t, rank, a, b, tag, grp):
     return c + 1
 
 
-@njit(inline="always", **_JIT)
-def _n_arrival_events(P, src, m):
+@njit(**_JIT)
+def _n_arrival_events(conn, src, m):
+    """How many arrival groups a spike of neuron ``m`` of source ``src`` has (``conn``: as in
+    :func:`_emit_arrivals`)."""
+    src_ptr, src_proj, row_ptr, grp_ptr = conn[0], conn[1], conn[2], conn[3]
     n = 0
-    for jj in range(P.src_ptr[src + 1], P.src_ptr[src + 2]):
-        r = P.row_ptr[P.src_proj[jj]] + m
-        n += P.grp_ptr[r + 1] - P.grp_ptr[r]
+    for jj in range(src_ptr[src + 1], src_ptr[src + 2]):
+        r = row_ptr[src_proj[jj]] + m
+        n += grp_ptr[r + 1] - grp_ptr[r]
     return n
 
 
-@njit(inline="always", **_JIT)
-def _arrival_events(P, et, ek, c, src, m, t, tag, t_max):
+@njit(**_JIT)
+def _arrival_events(conn, et, ek, c, src, m, t, tag, t_max):
     """The arrival events of a spike of neuron ``m`` of source ``src`` (-1: input) at ``t``."""
-    for jj in range(P.src_ptr[src + 1], P.src_ptr[src + 2]):
-        j = P.src_proj[jj]
-        r = P.row_ptr[j] + m
-        for k in range(P.grp_ptr[r], P.grp_ptr[r + 1]):
-            if t + P.grp_delay[k] <= t_max:
-                c = _event(et, ek, c, t + P.grp_delay[k], ARRIVAL, j, m, tag, k)
+    src_ptr, src_proj, row_ptr, grp_ptr, grp_delay = conn
+    for jj in range(src_ptr[src + 1], src_ptr[src + 2]):
+        j = src_proj[jj]
+        r = row_ptr[j] + m
+        for k in range(grp_ptr[r], grp_ptr[r + 1]):
+            if t + grp_delay[k] <= t_max:
+                c = _event(et, ek, c, t + grp_delay[k], ARRIVAL, j, m, tag, k)
     return c
 
 
@@ -469,25 +473,27 @@ def _arrival_events(P, et, ek, c, src, m, t, tag, t_max):
 def _event_list(P, rec_t, rec_p, rec_i, rec_r, in_t, in_id, t_max, pr_pop, pr_n, pr_t, pr_end):
     """Every event of the forward pass (and the loss's probes), in forward order. A refractory
     release is an event iff the forward pass recorded its current (``rec_r`` not nan)."""
+    conn = (P.src_ptr, P.src_proj, P.row_ptr, P.grp_ptr, P.grp_delay)
+    p_tref = P.p_tref
     n_ev = pr_pop.shape[0]
     for i in range(in_t.shape[0]):
         if in_t[i] <= t_max:
-            n_ev += 1 + _n_arrival_events(P, -1, in_id[i])
+            n_ev += 1 + _n_arrival_events(conn, -1, in_id[i])
     for s in range(rec_t.shape[0]):
-        n_ev += 2 + _n_arrival_events(P, rec_p[s], rec_i[s])
+        n_ev += 2 + _n_arrival_events(conn, rec_p[s], rec_i[s])
     et = np.empty(n_ev)
     ek = np.empty((n_ev, 5), dtype=np.int64)   # rank, source, index, tag, group
     c = 0
     for i in range(in_t.shape[0]):
         if in_t[i] <= t_max:
             c = _event(et, ek, c, in_t[i], SPIKE, -1, in_id[i], -(i + 1), -1)
-            c = _arrival_events(P, et, ek, c, -1, in_id[i], in_t[i], -(i + 1), t_max)
+            c = _arrival_events(conn, et, ek, c, -1, in_id[i], in_t[i], -(i + 1), t_max)
     for s in range(rec_t.shape[0]):
         p = rec_p[s]
         c = _event(et, ek, c, rec_t[s], SPIKE, p, rec_i[s], s, -1)
-        c = _arrival_events(P, et, ek, c, p, rec_i[s], rec_t[s], s, t_max)
-        if P.p_tref[p] > 0.0 and rec_r[s] == rec_r[s]:
-            c = _event(et, ek, c, rec_t[s] + P.p_tref[p], RELEASE, p, rec_i[s], s, -1)
+        c = _arrival_events(conn, et, ek, c, p, rec_i[s], rec_t[s], s, t_max)
+        if p_tref[p] > 0.0 and rec_r[s] == rec_r[s]:
+            c = _event(et, ek, c, rec_t[s] + p_tref[p], RELEASE, p, rec_i[s], s, -1)
     for q in range(pr_pop.shape[0]):
         c = _event(et, ek, c, pr_t[q], PROBE_END if pr_end[q] else PROBE, pr_pop[q], pr_n[q],
                    q, -1)
