@@ -67,20 +67,17 @@ def _sort(V0, I0, V1, I1, t0, t1, t_max, tm, ts, g, th, closest):
 @njit(inline="always", **_JIT)
 def _classify(V0, I0, V1, I1, released, inv_em, t0, t1, t_max, tm, ts, g, th, closest):
     """:func:`_sort` for a neuron that is not held, with the division-free
-    :func:`~eventgrad.event.physics.interior_bound` tried before
-    :func:`~eventgrad.event.physics.peak_bound` (the same decision: an interior maximum is a
-    candidate only if both bounds reach threshold). ``released``: its refractory period
-    ends in the interval (then it is a candidate)."""
-    if released or V0 >= th or V1 >= th:
+    :func:`~eventgrad.event.physics.interior_bound` tried first and
+    :func:`~eventgrad.event.physics.peak_bound` only where it does not settle the test (the
+    same decision: an interior maximum is a candidate only if both bounds reach threshold).
+    ``released``: its refractory period ends in the interval (then it is a candidate)."""
+    rising = I0 > V0 and I0 > 0.0
+    bound = interior_bound(I0, V1, inv_em) if rising and I1 < V1 else V0
+    if rising and may_cross(bound, th):
+        bound = min(bound, peak_bound(V0, I0, tm, ts))
+    if released or is_candidate(V0, I0, V1, I1, bound, th):
         return True, closest
-    if I0 > V0 and I0 > 0.0 and I1 < V1:   # an interior maximum
-        bound = interior_bound(I0, V1, inv_em)
-        if may_cross(bound, th):
-            bound = min(bound, peak_bound(V0, I0, tm, ts))
-            if may_cross(bound, th):
-                return True, closest
-        return False, _closest(V0, I0, V1, I1, bound, t0, t1, t_max, tm, ts, g, th, closest)
-    return False, _closest(V0, I0, V1, I1, V0, t0, t1, t_max, tm, ts, g, th, closest)
+    return False, _closest(V0, I0, V1, I1, bound, t0, t1, t_max, tm, ts, g, th, closest)
 
 
 @njit(**_JIT)
@@ -256,6 +253,7 @@ def forward_sample(P, W, in_t, in_id, t_max, max_events, first_only):
         else:
             di[D_EVENTS] += 1
     rt, ri, rc, rr = np.empty(256), np.empty(256, dtype=np.int64), np.empty(256), np.empty(256)
+    di0, df0 = np.empty_like(di), np.empty_like(df)   # the counters before a population
     first = np.zeros(npop, dtype=np.int64)    # records of population p: first[p]..last[p]
     last = np.zeros(npop, dtype=np.int64)
     nrec = 0
@@ -270,7 +268,7 @@ def forward_sample(P, W, in_t, in_id, t_max, max_events, first_only):
             status = 1
             break
         a = nrec
-        di0, df0 = di.copy(), df.copy()
+        di0[:], df0[:] = di, df
         while True:
             nrec = _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc, rr, a, di,
                                  df, first_only[q])
