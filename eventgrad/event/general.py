@@ -141,6 +141,21 @@ def _pop_params(P):
 
 
 @njit(**_JIT)
+def _sources(P):
+    """The plan's arrays that lead from a spike to its arrivals (``src_ptr, src_proj, row_ptr,
+    grp_ptr, grp_delay``), for :func:`_emit_arrivals` and the adjoint's event list."""
+    return P.src_ptr, P.src_proj, P.row_ptr, P.grp_ptr, P.grp_delay
+
+
+@njit(**_JIT)
+def _targets(P):
+    """The plan's arrays that lead from an arrival to the neurons it reaches (``proj_post,
+    proj_npost, proj_w_off, grp_all, post_ptr, post_idx``), for :func:`_gather_arrivals` and
+    :func:`_arrival_back`."""
+    return P.proj_post, P.proj_npost, P.proj_w_off, P.grp_all, P.post_ptr, P.post_idx
+
+
+@njit(**_JIT)
 def _resized(a, cap):
     b = np.empty(cap, dtype=a.dtype)
     b[:a.shape[0]] = a
@@ -182,7 +197,7 @@ def _max_pushes(P, N):
 @njit(**_JIT)
 def _emit_arrivals(conn, ht, hk, hc, src, n, t, t_max):
     """Queue the arrivals of a spike of neuron ``n`` of source ``src`` (-1: input) at ``t``
-    (``conn``: the plan's ``src_ptr, src_proj, row_ptr, grp_ptr, grp_delay``)."""
+    (``conn``: :func:`_sources`)."""
     src_ptr, src_proj, row_ptr, grp_ptr, grp_delay = conn
     for jj in range(src_ptr[src + 1], src_ptr[src + 2]):
         j = src_proj[jj]
@@ -198,8 +213,7 @@ def _gather_arrivals(pp, post, W, t, a, b, x, ht, hk, hc, V, I, refr, pop_t, tou
                      di):
     """Apply the arrival just popped and every other arrival at the same time (currents jump,
     populations advanced first); returns the number of neurons reached (listed in ``tlist``).
-    ``post``: the plan's ``proj_post, proj_npost, proj_w_off, grp_all, post_ptr,
-    post_idx``."""
+    ``post``: :func:`_targets`."""
     proj_post, proj_npost, proj_w_off, grp_all, post_ptr, post_idx = post
     pop_off = pp[0]
     ntouch = 0
@@ -383,9 +397,9 @@ def _run(P, W, t_max, max_events, first_only, room, st, ht, hk, hc, rec, di, df)
     (:func:`_pop_params`): numba pays an atomic reference-count update per array and call."""
     V, I, refr, pend_i, pend_f, peak_t, peak_v, touched, tlist, pop_t = st
     pp = _pop_params(P)
-    conn = (P.src_ptr, P.src_proj, P.row_ptr, P.grp_ptr, P.grp_delay)
-    post = (P.proj_post, P.proj_npost, P.proj_w_off, P.grp_all, P.post_ptr, P.post_idx)
-    pop_off, rr = P.pop_off, rec[4]
+    conn = _sources(P)
+    post = _targets(P)
+    pop_off, p_vr, rr = pp[0], pp[4], rec[4]
     while hc[0] > 0:
         if hc[0] + room > ht.shape[0]:
             return HEAP_FULL
@@ -416,7 +430,7 @@ def _run(P, W, t_max, max_events, first_only, room, st, ht, hk, hc, rec, di, df)
             _advance(pp, a, t, V, I, refr, pop_t)
             rr[x] = I[gi]
             refr[gi] = False
-            V[gi] = pp[4][a]
+            V[gi] = p_vr[a]
             tlist[0] = gi
             npred = 1
         else:
@@ -446,8 +460,8 @@ def _event(et, ek, c, t, rank, a, b, tag, grp):
 
 @njit(**_JIT)
 def _n_arrival_events(conn, src, m):
-    """How many arrival groups a spike of neuron ``m`` of source ``src`` has (``conn``: as in
-    :func:`_emit_arrivals`)."""
+    """How many arrival groups a spike of neuron ``m`` of source ``src`` has (``conn``:
+    :func:`_sources`)."""
     src_ptr, src_proj, row_ptr, grp_ptr = conn[0], conn[1], conn[2], conn[3]
     n = 0
     for jj in range(src_ptr[src + 1], src_ptr[src + 2]):
@@ -473,7 +487,7 @@ def _arrival_events(conn, et, ek, c, src, m, t, tag, t_max):
 def _event_list(P, rec_t, rec_p, rec_i, rec_r, in_t, in_id, t_max, pr_pop, pr_n, pr_t, pr_end):
     """Every event of the forward pass (and the loss's probes), in forward order. A refractory
     release is an event iff the forward pass recorded its current (``rec_r`` not nan)."""
-    conn = (P.src_ptr, P.src_proj, P.row_ptr, P.grp_ptr, P.grp_delay)
+    conn = _sources(P)
     p_tref = P.p_tref
     n_ev = pr_pop.shape[0]
     for i in range(in_t.shape[0]):
@@ -522,7 +536,7 @@ def _retreat(pp, p, t, tau, mu_V, mu_I):
 @njit(**_JIT)
 def _arrival_back(pp, post, W, j, m, k, t, mu_V, mu_I, pr, gw, gd):
     """Adjoint of one arrival event; returns its dL/d(arrival time) summed over the neurons
-    (``post``: as in :func:`_gather_arrivals`)."""
+    (``post``: :func:`_targets`)."""
     pr_pop, pr_n, pr_t, pr_dl, pr_arr, pr_vdot, _ = pr
     proj_post, proj_npost, proj_w_off, grp_all, post_ptr, post_idx = post
     pop_off, p_tm, p_ts = pp[0], pp[1], pp[2]
@@ -568,7 +582,7 @@ def _walk_back(P, W, et, ek, order, rec_c, rec_r, g_t, g_in, pr, mu_V, mu_I, tau
     grazing spikes. The rules take a few arrays each, not the plan (see :func:`_run`)."""
     pr_dl = pr[3]
     pp = _pop_params(P)
-    post = (P.proj_post, P.proj_npost, P.proj_w_off, P.grp_all, P.post_ptr, P.post_idx)
+    post = _targets(P)
     pop_off, p_tm, p_vr, p_th, proj_post = P.pop_off, P.p_tm, P.p_vr, P.p_th, P.proj_post
     n_graz = 0
     for oi in range(et.shape[0] - 1, -1, -1):
