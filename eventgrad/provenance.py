@@ -19,7 +19,6 @@ What is reproducible (tested in ``tests/test_provenance.py`` and ``tests/test_en
 
 from __future__ import annotations
 
-import os
 import platform
 import sys
 from importlib import metadata
@@ -53,19 +52,15 @@ def environment() -> dict:
     :data:`PACKAGES` (None if not installed), platform, CPU model, CPUs this process may use,
     the event engines' thread count (:func:`eventgrad.get_num_threads`) and, if torch is
     already imported, its intra-op thread count (torch is not imported for this)."""
-    from .event.engines import get_num_threads
+    from .event.engines import available_cpus, get_num_threads
 
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count()
     torch = sys.modules.get("torch")
     return {
         "python": platform.python_version(),
         "packages": {name: _version(name) for name in PACKAGES},
         "platform": platform.platform(),
         "cpu": _cpu_model(),
-        "cpus_available": cpus,
+        "cpus_available": available_cpus(),
         "eventgrad_threads": get_num_threads(),
         "torch_threads": torch.get_num_threads() if torch is not None else None,
     }

@@ -332,7 +332,8 @@ class _Checkpoint:
 
     @contextlib.contextmanager
     def reporting_interrupts(self):
-        """On Ctrl-C inside the block: say which epoch was saved last, then re-raise."""
+        """On Ctrl-C inside the block (the whole training): say which epoch was saved last,
+        then re-raise."""
         try:
             yield
         except KeyboardInterrupt:
@@ -488,8 +489,11 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
 
     ckpt = _Checkpoint(checkpoint, resume, config)
     state = ckpt.load(params, opt, sched, rng, network_with)
+    if state is not None and len(state[0]) - 1 > epochs:
+        raise ValueError(f"epochs must be >= the {len(state[0]) - 1} epochs the checkpoint "
+                         f"{ckpt.path} holds, got {epochs}")
 
-    with _torch_threads(torch_threads):
+    with _torch_threads(torch_threads), ckpt.reporting_interrupts():
         t0 = time.perf_counter()
         if state is None:
             ev = evaluate(task, snapshot())
@@ -501,37 +505,36 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
             history, best = state
         bar = tqdm(range(len(history), epochs + 1), desc=f"{method} {task.name}",
                    disable=not progress, leave=True, dynamic_ncols=True)
-        with ckpt.reporting_interrupts():
-            for epoch in bar:
-                order = np.arange(n) if bs == n else rng.permutation(n)
-                losses = []
-                lr_now = opt.param_groups[0]["lr"]
-                t_epoch = time.perf_counter()
-                for s in range(0, n, bs):
-                    idx = order[s:s + bs]
-                    opt.zero_grad()
-                    L, L_step = batch_loss(idx)
-                    if L_step.requires_grad:
-                        L_step.backward()
-                    if L_step.requires_grad or method == "eventprop":   # (EventProp sets .grad)
-                        if clip_grad_norm is not None:
-                            torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
-                        opt.step()
-                    losses.append(float(L.detach()))
-                sched.step()
-                step_seconds = time.perf_counter() - t_epoch
-                trained_now = snapshot()
-                ev = evaluate(task, trained_now)
-                entry = {"epoch": epoch, "loss": float(np.mean(losses)), "exact_loss": ev["loss"],
-                         **_metric(ev), **_validation(task, trained_now), "lr": lr_now,
-                         "train_seconds": step_seconds, "seconds": time.perf_counter() - t0,
-                         "phase": "adam"}
-                history.append(entry)
-                if "validation_accuracy" in entry and (
-                        best is None or entry["validation_accuracy"] > best[1]):
-                    best = (epoch, entry["validation_accuracy"], trained_now)
-                bar.set_postfix(_postfix(entry), refresh=False)
-                ckpt.save(epoch, params, opt, sched, rng, history, best)
+        for epoch in bar:
+            order = np.arange(n) if bs == n else rng.permutation(n)
+            losses = []
+            lr_now = opt.param_groups[0]["lr"]
+            t_epoch = time.perf_counter()
+            for s in range(0, n, bs):
+                idx = order[s:s + bs]
+                opt.zero_grad()
+                L, L_step = batch_loss(idx)
+                if L_step.requires_grad:
+                    L_step.backward()
+                if L_step.requires_grad or method == "eventprop":   # (EventProp sets .grad)
+                    if clip_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
+                    opt.step()
+                losses.append(float(L.detach()))
+            sched.step()
+            step_seconds = time.perf_counter() - t_epoch
+            trained_now = snapshot()
+            ev = evaluate(task, trained_now)
+            entry = {"epoch": epoch, "loss": float(np.mean(losses)), "exact_loss": ev["loss"],
+                     **_metric(ev), **_validation(task, trained_now), "lr": lr_now,
+                     "train_seconds": step_seconds, "seconds": time.perf_counter() - t0,
+                     "phase": "adam"}
+            history.append(entry)
+            if "validation_accuracy" in entry and (
+                    best is None or entry["validation_accuracy"] > best[1]):
+                best = (epoch, entry["validation_accuracy"], trained_now)
+            bar.set_postfix(_postfix(entry), refresh=False)
+            ckpt.save(epoch, params, opt, sched, rng, history, best)
         bar.close()
         trained = snapshot()
         if newton_steps:

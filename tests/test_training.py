@@ -501,6 +501,11 @@ def test_resume_refuses_other_settings_and_missing_checkpoints(tmp_path):
     with pytest.raises(ValueError, match=r"other settings \(lr: saved 0.02, now 0.03\)"):
         training.train(task, epochs=2, lr=0.03, seed=5, progress=False,
                        checkpoint=str(tmp_path), resume=True)
+    training.train(task, epochs=2, lr=0.02, seed=5, progress=False, checkpoint=str(tmp_path))
+    with pytest.raises(ValueError, match=r"epochs must be >= the 2 epochs the checkpoint .* "
+                                         r"holds, got 1"):
+        training.train(task, epochs=1, lr=0.02, seed=5, progress=False,
+                       checkpoint=str(tmp_path), resume=True)
     with pytest.raises(FileNotFoundError, match="resume: no checkpoint at"):
         training.train(task, epochs=2, progress=False, checkpoint=str(tmp_path / "none"),
                        resume=True)

@@ -26,7 +26,7 @@ from .diagnostics import N_FLOAT, N_INT
 
 __all__ = ["ENGINES", "resolve", "BatchRecords", "FlatInputs", "ForwardOutput", "forward",
            "Probes", "BackwardOutput", "backward", "set_num_threads", "get_num_threads",
-           "threads_for"]
+           "threads_for", "available_cpus"]
 
 ENGINES = ("fast", "layered", "general", "reference")
 
@@ -60,6 +60,11 @@ def _default_threads() -> int:
         if n < 1:
             raise ValueError(f"EVENTGRAD_NUM_THREADS must be a positive integer, got {env!r}")
         return n
+    return available_cpus()
+
+
+def available_cpus() -> int:
+    """The CPUs this process may use (its affinity on Linux, else the CPU count), at least 1."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
