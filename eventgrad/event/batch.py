@@ -1,8 +1,12 @@
 """A whole batch in few compiled calls: forward, readouts and adjoint, samples on all threads.
 
-A batch of ``B`` samples is cut into fixed chunks of :data:`CHUNK` consecutive samples; a
-compiled call runs every ``threads``-th chunk (releasing the GIL), one call per thread
-(:func:`run_chunks`). Each chunk writes its own part of the outputs, and
+A batch of ``B`` samples is cut into fixed chunks of :data:`CHUNK` consecutive samples, spread
+over the threads by :func:`run_chunks`: with numba's OpenMP or TBB threading layer, one
+``prange`` over the chunks (a launch costs a few µs: the layer's threads wait spinning between
+launches); otherwise (numba's workqueue layer only, or a process forked from one that used GNU
+OpenMP, where a launch would abort) one compiled call per thread on a thread pool, each running
+every ``threads``-th chunk with the GIL released (a launch costs ~80 µs here: the pool's
+threads sleep between launches). Each chunk writes its own part of the outputs, and
 sums over the batch (dL/dw, dL/dd) are formed per chunk in sample order, then over chunks in
 chunk order, so every result is the same, bit for bit, whatever the number of threads.
 
@@ -19,8 +23,12 @@ buffer (:func:`eventgrad.event.engines.forward`): nothing is dropped.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
 from numba import njit
 
@@ -40,10 +48,19 @@ _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 
 def run_chunks(fn, n_chunks: int, threads: int, *args) -> None:
-    """``fn(c0, c1, step, *args)`` over the chunks ``0..n_chunks`` on ``threads`` threads:
-    thread ``k`` takes chunks ``k, k + threads, ...`` (interleaved, so chunks of unequal cost
-    spread evenly; the calling thread is thread 0)."""
+    """``fn(c0, c1, step, *args)`` over the chunks ``0..n_chunks`` on ``threads`` threads (see
+    the module docs): one ``prange`` launch (:mod:`eventgrad.event.parallel`; chunks handed out one
+    at a time) where numba's threading layer allows it, else thread ``k`` of a pool takes chunks
+    ``k, k + threads, ...`` (interleaved, so chunks of unequal cost spread evenly; the calling
+    thread is thread 0)."""
     n = max(1, min(threads, n_chunks))
+    if _spinning_layer() and n <= numba.config.NUMBA_NUM_THREADS:
+        from .parallel import LAUNCH
+
+        with _numba_threads(n):
+            LAUNCH[fn.__name__](n_chunks, *args)
+        _check_layer()
+        return
     if n == 1:
         fn(0, n_chunks, 1, *args)
         return
@@ -54,6 +71,58 @@ def run_chunks(fn, n_chunks: int, threads: int, *args) -> None:
     fn(0, n_chunks, n, *args)
     for f in futures:
         f.result()
+
+
+_LAYER: dict[str, bool | None] = {"ok": None}  # numba's layer launches cheaply (None: unknown)
+
+
+def _spinning_layer() -> bool:
+    """Whether numba's threading layer is (or will be) OpenMP or TBB, whose threads wait
+    spinning between launches; not workqueue (whose launches cost more than the pool's) and
+    not in a child forked after GNU OpenMP was used (:func:`_after_fork`)."""
+    if _LAYER["ok"] is None:
+        ok = numba.config.THREADING_LAYER not in ("workqueue",)
+        if ok:
+            ok = False
+            for mod in ("tbbpool", "omppool"):
+                try:
+                    importlib.import_module(f"numba.np.ufunc.{mod}")
+                    ok = True
+                    break
+                except ImportError:
+                    pass
+        _LAYER["ok"] = ok
+    return bool(_LAYER["ok"])
+
+
+def _check_layer() -> None:
+    """After a launch: the layer numba loaded (another library's launch may have loaded
+    workqueue first); fall back to the pool if it is workqueue."""
+    if numba.threading_layer() == "workqueue":
+        _LAYER["ok"] = False
+
+
+@contextlib.contextmanager
+def _numba_threads(n: int):
+    """numba's thread count (per calling thread) set to ``n``, chunks handed out one by one."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        with numba.parallel_chunksize(1):
+            yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def _after_fork() -> None:
+    """In a forked child: GNU OpenMP cannot be used (numba aborts the process), and the
+    parent's pool threads do not exist here."""
+    _LAYER["ok"] = False
+    _POOLS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 # --------------------------------------------------------------------------- forward
@@ -78,37 +147,37 @@ def _store(s, c, cap, pos, out, buf_f, buf_i, cnt, status, di, df):
     return pos + k if st == OK else -1
 
 
+@njit(inline="always", **_JIT)
+def _forward_chunk(engine, c, P, W, in_t, in_id, in_off, t_max, max_events, first_only, chunk,
+                   cap, buf_f, buf_i, cnt, status, di, df):
+    """The samples of chunk ``c`` through ``engine.forward_sample`` into the chunk's buffer."""
+    B = in_off.shape[0] - 1
+    pos = c * cap
+    for s in range(c * chunk, min(B, (c + 1) * chunk)):
+        a, b = in_off[s], in_off[s + 1]
+        out = engine.forward_sample(P, W, in_t[a:b], in_id[a:b], t_max, max_events, first_only)
+        pos = _store(s, c, cap, pos, out, buf_f, buf_i, cnt, status, di, df)
+        if pos < 0:
+            break
+
+
 @njit(**_JIT)
 def forward_chunks_layered(c0, c1, cstep, P, W, in_t, in_id, in_off, t_max, max_events,
                            first_only, chunk, cap, buf_f, buf_i, cnt, status, di, df):
     """Chunks ``c0, c0 + cstep, ... < c1`` of a batch forward pass with the layered engine
     (see the module docs; outputs are written into the buffers)."""
-    B = in_off.shape[0] - 1
     for c in range(c0, c1, cstep):
-        pos = c * cap
-        for s in range(c * chunk, min(B, (c + 1) * chunk)):
-            a, b = in_off[s], in_off[s + 1]
-            out = layered.forward_sample(P, W, in_t[a:b], in_id[a:b], t_max, max_events,
-                                       first_only)
-            pos = _store(s, c, cap, pos, out, buf_f, buf_i, cnt, status, di, df)
-            if pos < 0:
-                break
+        _forward_chunk(layered, c, P, W, in_t, in_id, in_off, t_max, max_events, first_only,
+                       chunk, cap, buf_f, buf_i, cnt, status, di, df)
 
 
 @njit(**_JIT)
 def forward_chunks_general(c0, c1, cstep, P, W, in_t, in_id, in_off, t_max, max_events,
                            first_only, chunk, cap, buf_f, buf_i, cnt, status, di, df):
     """As :func:`forward_chunks_layered`, with the general engine."""
-    B = in_off.shape[0] - 1
     for c in range(c0, c1, cstep):
-        pos = c * cap
-        for s in range(c * chunk, min(B, (c + 1) * chunk)):
-            a, b = in_off[s], in_off[s + 1]
-            out = general.forward_sample(P, W, in_t[a:b], in_id[a:b], t_max, max_events,
-                                       first_only)
-            pos = _store(s, c, cap, pos, out, buf_f, buf_i, cnt, status, di, df)
-            if pos < 0:
-                break
+        _forward_chunk(general, c, P, W, in_t, in_id, in_off, t_max, max_events, first_only,
+                       chunk, cap, buf_f, buf_i, cnt, status, di, df)
 
 
 @njit(**_JIT)
@@ -138,6 +207,20 @@ def _probes_of(pr, qa, qb):
             pr[5][qa:qb], pr[6][qa:qb])
 
 
+@njit(inline="always", **_JIT)
+def _backward_chunk(engine, c, P, W, rec, rec_off, g_t, in_t, in_id, in_off, t_max, pr, pr_off,
+                    chunk, gw, gd, g_in, g_out, n_graz):
+    """The samples of chunk ``c`` through ``engine.backward_sample``, dL/dw and dL/dd into
+    ``gw[c]``, ``gd[c]``."""
+    rt, rp, ri, rc, rr = rec
+    B = rec_off.shape[0] - 1
+    for s in range(c * chunk, min(B, (c + 1) * chunk)):
+        a, b, ia, ib = rec_off[s], rec_off[s + 1], in_off[s], in_off[s + 1]
+        g_in[ia:ib], g_out[a:b], n_graz[s] = engine.backward_sample(
+            P, W, rt[a:b], rp[a:b], ri[a:b], rc[a:b], rr[a:b], g_t[a:b], in_t[ia:ib],
+            in_id[ia:ib], t_max, _probes_of(pr, pr_off[s], pr_off[s + 1]), gw[c], gd[c])
+
+
 @njit(**_JIT)
 def backward_chunks_layered(c0, c1, cstep, P, W, rec, rec_off, g_t, in_t, in_id, in_off, t_max,
                             pr, pr_off, chunk, gw, gd, g_in, g_out, n_graz):
@@ -145,28 +228,18 @@ def backward_chunks_layered(c0, c1, cstep, P, W, rec, rec_off, g_t, in_t, in_id,
     chunk ``c`` adds its samples' dL/dw, dL/dd into ``gw[c]``, ``gd[c]``; dL/d(input time), the
     complete dL/dt of each record and the grazing counts go to ``g_in``, ``g_out``,
     ``n_graz``."""
-    rt, rp, ri, rc, rr = rec
-    B = rec_off.shape[0] - 1
     for c in range(c0, c1, cstep):
-        for s in range(c * chunk, min(B, (c + 1) * chunk)):
-            a, b, ia, ib = rec_off[s], rec_off[s + 1], in_off[s], in_off[s + 1]
-            g_in[ia:ib], g_out[a:b], n_graz[s] = layered.backward_sample(
-                P, W, rt[a:b], rp[a:b], ri[a:b], rc[a:b], rr[a:b], g_t[a:b], in_t[ia:ib],
-                in_id[ia:ib], t_max, _probes_of(pr, pr_off[s], pr_off[s + 1]), gw[c], gd[c])
+        _backward_chunk(layered, c, P, W, rec, rec_off, g_t, in_t, in_id, in_off, t_max, pr,
+                        pr_off, chunk, gw, gd, g_in, g_out, n_graz)
 
 
 @njit(**_JIT)
 def backward_chunks_general(c0, c1, cstep, P, W, rec, rec_off, g_t, in_t, in_id, in_off, t_max,
                             pr, pr_off, chunk, gw, gd, g_in, g_out, n_graz):
     """As :func:`backward_chunks_layered`, with the general engine."""
-    rt, rp, ri, rc, rr = rec
-    B = rec_off.shape[0] - 1
     for c in range(c0, c1, cstep):
-        for s in range(c * chunk, min(B, (c + 1) * chunk)):
-            a, b, ia, ib = rec_off[s], rec_off[s + 1], in_off[s], in_off[s + 1]
-            g_in[ia:ib], g_out[a:b], n_graz[s] = general.backward_sample(
-                P, W, rt[a:b], rp[a:b], ri[a:b], rc[a:b], rr[a:b], g_t[a:b], in_t[ia:ib],
-                in_id[ia:ib], t_max, _probes_of(pr, pr_off[s], pr_off[s + 1]), gw[c], gd[c])
+        _backward_chunk(general, c, P, W, rec, rec_off, g_t, in_t, in_id, in_off, t_max, pr,
+                        pr_off, chunk, gw, gd, g_in, g_out, n_graz)
 
 
 # --------------------------------------------------------------------------- readouts
@@ -183,27 +256,35 @@ def first_spikes(rec_p, rec_i, rec_off, pop, n):
     return out
 
 
+@njit(inline="always", **_JIT)
+def _max_voltage_chunk(c, chunk, P, W, q, mask, rec, rec_off, in_t, in_id, in_off, t_max,
+                       out_f, out_k):
+    """:func:`max_voltage_chunks` for chunk ``c``."""
+    B, n = mask.shape
+    npop = P.pop_size.shape[0]
+    v, t, d = np.empty(n), np.empty(n), np.empty(n)
+    kind = np.empty(n, dtype=np.int64)
+    for s in range(c * chunk, min(B, (c + 1) * chunk)):
+        sel = np.flatnonzero(mask[s])
+        if sel.shape[0] == 0:
+            continue
+        a, b, ia, ib = rec_off[s], rec_off[s + 1], in_off[s], in_off[s + 1]
+        first, last, idx = by_population(rec[1][a:b], rec[0][a:b], npop)
+        at, aj, am, _, ag = arrivals_into(P, q, t_max, in_t[ia:ib], in_id[ia:ib],
+                                          rec[0][a:b], rec[2][a:b], first, last, idx)
+        max_voltage_neurons(P, W, q, sel, at, aj, am, ag, t_max, v, t, kind, d)
+        for u in range(sel.shape[0]):
+            out_f[s, sel[u], 0], out_f[s, sel[u], 1], out_f[s, sel[u], 2] = v[u], t[u], d[u]
+            out_k[s, sel[u]] = kind[u]
+
+
 @njit(**_JIT)
 def max_voltage_chunks(c0, c1, cstep, chunk, P, W, q, mask, rec, rec_off, in_t, in_id,
                        in_off, t_max, out_f, out_k):
     """Exact maximum of V over ``[0, t_max]`` of the neurons of population ``q`` selected by
     ``mask`` (B, n), for the samples of chunks ``c0, c0 + cstep, ... < c1``: ``out_f[b, n] =
-    (value, time,
-    vdot_left)`` and ``out_k[b, n]`` the kind (see :mod:`eventgrad.event.voltage_max`)."""
-    B, n = mask.shape
-    npop = P.pop_size.shape[0]
-    v, t, d = np.empty(n), np.empty(n), np.empty(n)
-    kind = np.empty(n, dtype=np.int64)
+    (value, time, vdot_left)`` and ``out_k[b, n]`` the kind (see
+    :mod:`eventgrad.event.voltage_max`)."""
     for c in range(c0, c1, cstep):
-        for s in range(c * chunk, min(B, (c + 1) * chunk)):
-            sel = np.flatnonzero(mask[s])
-            if sel.shape[0] == 0:
-                continue
-            a, b, ia, ib = rec_off[s], rec_off[s + 1], in_off[s], in_off[s + 1]
-            first, last, idx = by_population(rec[1][a:b], rec[0][a:b], npop)
-            at, aj, am, _, ag = arrivals_into(P, q, t_max, in_t[ia:ib], in_id[ia:ib],
-                                              rec[0][a:b], rec[2][a:b], first, last, idx)
-            max_voltage_neurons(P, W, q, sel, at, aj, am, ag, t_max, v, t, kind, d)
-            for u in range(sel.shape[0]):
-                out_f[s, sel[u], 0], out_f[s, sel[u], 1], out_f[s, sel[u], 2] = v[u], t[u], d[u]
-                out_k[s, sel[u]] = kind[u]
+        _max_voltage_chunk(c, chunk, P, W, q, mask, rec, rec_off, in_t, in_id, in_off, t_max,
+                           out_f, out_k)
