@@ -57,6 +57,7 @@ def worker_step(data_path: str, n_batches: int, variant: str) -> None:
     import eventgrad as eg
     from eventgrad.losses import FirstSpikeCrossEntropy
     from eventgrad.tasks import yinyang_inputs
+    from eventgrad import training
     from eventgrad.training import EventPropStep
 
     torch.set_num_threads(1)
@@ -67,7 +68,7 @@ def worker_step(data_path: str, n_batches: int, variant: str) -> None:
     net = eg.Network.feedforward([5, 200, 3], eg.LIF(20.0, 5.0),
                                  weights=[data["w1"], data["w2"]])
     params = [torch.tensor(w, requires_grad=True) for w in net.get_weights()]
-    opt = torch.optim.Adam(params, lr=5e-3)
+    opt = training.adam(params, 5e-3)
     slope, revive = (5.0, 0.1) if variant == "defaults" else (0.0, 0.0)
     step = EventPropStep(net, FirstSpikeCrossEntropy(silent_slope=slope), 60.0, params,
                          revive=revive)
@@ -105,7 +106,7 @@ def worker_epochs(epochs: int) -> None:
                          n_validation=0, n_test=2944)
     net = task.network.copy()
     params = [torch.tensor(w, requires_grad=True) for w in net.get_weights()]
-    opt = torch.optim.Adam(params, lr=5e-3)
+    opt = training.adam(params, 5e-3)
     step = training.EventPropStep(net, task.loss, task.t_max, params, revive=0.1)
     rng = np.random.default_rng(0)
     times, acc = [], []

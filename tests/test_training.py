@@ -516,3 +516,21 @@ def test_resume_refuses_other_settings_and_missing_checkpoints(tmp_path):
     with pytest.raises(ValueError, match="bad/checkpoint.pt is not a readable eventgrad"):
         training.train(task, epochs=2, progress=False, checkpoint=str(tmp_path / "bad"),
                        resume=True)
+
+
+def test_adam_is_adam():
+    """training.adam (fused where torch has it): two steps against Adam written out by hand
+    (Kingma & Ba 2015, bias-corrected, betas 0.9 / 0.999, eps 1e-8)."""
+    rng = np.random.default_rng(3)
+    p0, g1, g2 = rng.normal(size=(3, 7, 4))
+    p = torch.tensor(p0, requires_grad=True)
+    opt = training.adam([p], 0.01)
+    m = v = 0.0
+    want = p0.copy()
+    for k, g in enumerate((g1, g2), start=1):
+        p.grad = torch.tensor(g)
+        opt.step()
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        want = want - 0.01 * (m / (1 - 0.9 ** k)) / (np.sqrt(v / (1 - 0.999 ** k)) + 1e-8)
+    np.testing.assert_allclose(p.detach().numpy(), want, rtol=0, atol=1e-14)
