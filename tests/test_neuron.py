@@ -526,3 +526,60 @@ def test_candidate_bounds_are_upper_bounds_of_the_maximum(tm, ts):
         if float(p) < D:                      # an interior maximum on [0, D]
             V1 = float(v_mp(V0, I0, D, tm, ts, 30))
             assert physics.interior_bound(I0, V1, float(mp.exp(mp.mpf(D) / tm))) >= Vp
+
+
+@pytest.mark.parametrize("excess", [1e-7, 1e-10, 1e-13])
+def test_spike_time_near_a_grazing_peak(excess):
+    """A maximum just above threshold: dV/dt is tiny at the crossing, so the closed form's
+    rounding noise makes a band of many floats where V - threshold changes sign (where the
+    solver may leave its single-float steps for doubling steps and bisection). The result is
+    at or above threshold and lies within the band around the 40-digit root."""
+    import mpmath as mp
+
+    from eventgrad.event import physics
+
+    mp.mp.dps = 40
+    tm, ts, th = 20.0, 5.0, 1.0
+    g = (tm - ts) / (tm * ts)
+    _, unit_peak = physics.max_on_interval(0.0, 1.0, 100.0, tm, ts, g)
+    I0 = (th + excess) / unit_peak            # peak of V from (0, I0) about th + excess
+    D, D_end, Vp = physics.crossing(0.0, I0, 100.0, tm, ts, g, th)
+    assert Vp >= th and 0.0 < D <= D_end
+    assert physics.voltage(0.0, I0, D, tm, ts, g) >= th
+
+    def V(t):
+        t = mp.mpf(t)
+        return I0 * ts / (tm - ts) * (mp.exp(-t / tm) - mp.exp(-t / ts))
+
+    lo, hi = mp.mpf(0), mp.mpf(D_end)
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if V(mid) < th else (lo, mid)
+    # the band: V's rounding noise (a few ulp of th) over the slope near the root, from the
+    # curvature at the peak (V ~ Vp - (D - t)^2 Vp / (2 tm ts)), at least the slope at the root
+    noise = 8 * np.finfo(float).eps * th
+    slope_root = float(I0 * mp.exp(-hi / ts) - V(hi)) / tm
+    width = max(noise / max(slope_root, 1e-300), 0.0)
+    curv = float(Vp) / (tm * ts)
+    width = min(width, 2 * np.sqrt(2 * noise / curv))
+    assert abs(D - float(hi)) <= width + 4 * np.spacing(D), (D, float(hi), width)
+
+
+def test_first_float_above_threshold_from_far_below():
+    """The solver's last stage started 10^4 floats below the crossing (past its single-float
+    steps): it returns a float at or above threshold whose predecessor is below, at the
+    crossing of a steep rise (a band of one float), the first such float."""
+    from eventgrad.event import physics
+
+    tm, ts, th = 20.0, 5.0, 1.0
+    g = (tm - ts) / (tm * ts)
+    V0, I0 = 0.0, 8.0
+    D, D_end, _ = physics.crossing(V0, I0, 50.0, tm, ts, g, th)
+    x = D - 1e4 * np.spacing(D)
+    got = physics._first_above(V0, I0, tm, ts, g, th, x, D_end)
+    assert physics.voltage(V0, I0, got, tm, ts, g) >= th
+    assert physics.voltage(V0, I0, np.nextafter(got, 0.0), tm, ts, g) < th
+    first = x
+    while physics.voltage(V0, I0, first, tm, ts, g) < th:
+        first = np.nextafter(first, np.inf)
+    assert got == first

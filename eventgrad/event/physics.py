@@ -350,8 +350,11 @@ def hermite_root(p0, p1, m0, m1):
 
 @njit(**_JIT)
 def _first_above(V0, I0, tm, ts, g, th, x, hi):
-    """The first float above ``x`` (where ``f < 0``) with ``f >= 0``, at most ``hi``: a few
-    steps of one float from a converged iterate, then bisection if the noise band is wide."""
+    """A float above ``x`` (where ``f < 0``) with ``f >= 0`` whose predecessor has ``f < 0``,
+    at most ``hi`` (``f(hi) >= 0``): a few steps of one float from a converged iterate (the
+    first such float), then, where the noise band is wider, steps doubling in length until
+    ``f >= 0`` and bisection of the last step (a few dozen evaluations fewer than bisecting
+    all of ``[x, hi]``)."""
     lo = x
     for _ in range(8):
         x = np.nextafter(x, INF)
@@ -360,6 +363,13 @@ def _first_above(V0, I0, tm, ts, g, th, x, hi):
         if voltage(V0, I0, x, tm, ts, g) - th >= 0.0:
             return x
         lo = x
+    w = 8.0 * (x - np.nextafter(x, -INF))
+    while lo + w < hi:
+        if voltage(V0, I0, lo + w, tm, ts, g) - th >= 0.0:
+            hi = lo + w
+            break
+        lo = lo + w
+        w *= 2.0
     while True:
         mid = lo + 0.5 * (hi - lo)
         if mid <= lo or mid >= hi:
