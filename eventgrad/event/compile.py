@@ -100,7 +100,7 @@ def announce(what: str = "event engine") -> None:
         _check(folder, _stamp)
     if what in _compiled:
         return
-    print(f"eventgrad: compiling the {what} once (10-20 s; later runs load it from the cache)",
+    print(f"eventgrad: compiling the {what} once (~10-30 s; later runs load it from the cache)",
           file=sys.stderr, flush=True)
     _compiled.add(what)
     _write(os.path.join(folder, _STAMP), [_stamp] + sorted(_compiled))
