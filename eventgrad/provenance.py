@@ -50,8 +50,11 @@ def _cpu_model() -> str:
 def environment() -> dict:
     """The software and machine of this process, JSON-ready: Python, the versions of
     :data:`PACKAGES` (None if not installed), platform, CPU model, CPUs this process may use,
-    the event engines' thread count (:func:`eventgrad.get_num_threads`) and, if torch is
-    already imported, its intra-op thread count (torch is not imported for this)."""
+    the event engines' thread count (:func:`eventgrad.get_num_threads`) and how their
+    batches are launched on threads (:func:`eventgrad.event.batch.launcher`; results do not
+    depend on it) and, if torch is already imported, its intra-op thread count (torch is not
+    imported for this)."""
+    from .event.batch import launcher
     from .event.engines import available_cpus, get_num_threads
 
     torch = sys.modules.get("torch")
@@ -62,5 +65,6 @@ def environment() -> dict:
         "cpu": _cpu_model(),
         "cpus_available": available_cpus(),
         "eventgrad_threads": get_num_threads(),
+        "eventgrad_launch": launcher(),
         "torch_threads": torch.get_num_threads() if torch is not None else None,
     }

@@ -27,6 +27,17 @@ def test_environment_names_the_software_and_machine():
     assert env["torch_threads"] == (torch.get_num_threads() if torch else None)
 
 
+def test_environment_names_how_batches_are_launched(monkeypatch):
+    from eventgrad.event import batch
+
+    net = eg.Network.feedforward([2, 3], eg.LIF(10.0, 5.0), seed=0)
+    eg.simulate(net, [eg.Spikes([0.0], [0])] * 8, 20.0, workers=2)
+    launch = provenance.environment()["eventgrad_launch"]
+    assert launch in ("thread pool", "numba parallel loop (omp)", "numba parallel loop (tbb)")
+    monkeypatch.setitem(batch._LAYER, "ok", False)
+    assert provenance.environment()["eventgrad_launch"] == "thread pool"
+
+
 def test_environment_follows_the_thread_setting():
     old = eg.get_num_threads()
     try:

@@ -36,7 +36,7 @@ from . import general, layered
 from .arrivals import arrivals_into, by_population
 from .voltage_max import max_voltage_neurons
 
-__all__ = ["CHUNK", "run_chunks", "forward_chunks_layered", "forward_chunks_general",
+__all__ = ["CHUNK", "run_chunks", "launcher", "forward_chunks_layered", "forward_chunks_general",
            "compact", "backward_chunks_layered", "backward_chunks_general", "first_spikes",
            "max_voltage_chunks"]
 
@@ -93,6 +93,17 @@ def _spinning_layer() -> bool:
                     pass
         _LAYER["ok"] = ok
     return bool(_LAYER["ok"])
+
+
+def launcher() -> str:
+    """How batches with several threads are launched in this process: ``"numba parallel
+    loop (omp)"`` (or ``tbb``; the layer once numba has chosen it) or ``"thread pool"``."""
+    if not _spinning_layer():
+        return "thread pool"
+    try:
+        return f"numba parallel loop ({numba.threading_layer()})"
+    except ValueError:      # no parallel loop launched yet: numba has not chosen its layer
+        return "numba parallel loop"
 
 
 def _check_layer() -> None:
