@@ -2,11 +2,16 @@
 
 A batch of ``B`` samples is cut into fixed chunks of :data:`CHUNK` consecutive samples, spread
 over the threads by :func:`run_chunks`: with numba's OpenMP or TBB threading layer, one
-``prange`` over the chunks (a launch costs a few µs: the layer's threads wait spinning between
-launches); otherwise (numba's workqueue layer only, or a process forked from one that used GNU
-OpenMP, where a launch would abort) one compiled call per thread on a thread pool, each running
-every ``threads``-th chunk with the GIL released (a launch costs ~80 µs here: the pool's
-threads sleep between launches). Each chunk writes its own part of the outputs, and
+``prange`` over the chunks (:mod:`eventgrad.event.parallel`; a launch costs a few µs: the
+layer's threads wait spinning between launches); otherwise (numba's workqueue layer only, more
+threads than numba started, or a forked child process, where GNU OpenMP would abort the
+launch) one compiled call per thread on a thread pool, each running every ``threads``-th chunk
+with the GIL released (a launch costs ~80 µs on the project's machine: the pool's threads sleep
+between launches). One consequence of the parallel loop: once eventgrad has run, a child
+forked from the process cannot launch numba parallel code of its own with GNU OpenMP (numba
+aborts it; eventgrad itself falls back to the pool there); start such children with
+``multiprocessing``'s "spawn" or "forkserver" method. Each chunk writes its own part of the
+outputs, and
 sums over the batch (dL/dw, dL/dd) are formed per chunk in sample order, then over chunks in
 chunk order, so every result is the same, bit for bit, whatever the number of threads.
 
@@ -36,9 +41,9 @@ from . import general, layered
 from .arrivals import arrivals_into, by_population
 from .voltage_max import max_voltage_neurons
 
-__all__ = ["CHUNK", "run_chunks", "launcher", "forward_chunks_layered", "forward_chunks_general",
-           "compact", "backward_chunks_layered", "backward_chunks_general", "first_spikes",
-           "max_voltage_chunks"]
+__all__ = ["CHUNK", "run_chunks", "launcher", "forward_chunks_layered",
+           "forward_chunks_general", "compact", "backward_chunks_layered",
+           "backward_chunks_general", "first_spikes", "max_voltage_chunks"]
 
 CHUNK = 4  # samples per chunk
 _JIT = {"cache": True, "nogil": True}
@@ -49,10 +54,9 @@ _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 def run_chunks(fn, n_chunks: int, threads: int, *args) -> None:
     """``fn(c0, c1, step, *args)`` over the chunks ``0..n_chunks`` on ``threads`` threads (see
-    the module docs): one ``prange`` launch (:mod:`eventgrad.event.parallel`; chunks handed out one
-    at a time) where numba's threading layer allows it, else thread ``k`` of a pool takes chunks
-    ``k, k + threads, ...`` (interleaved, so chunks of unequal cost spread evenly; the calling
-    thread is thread 0)."""
+    the module docs): one ``prange`` launch (chunks handed out one at a time) where numba's
+    threading layer allows it, else thread ``k`` of a pool takes chunks ``k, k + threads, ...``
+    (interleaved, so chunks of unequal cost spread evenly; the calling thread is thread 0)."""
     n = max(1, min(threads, n_chunks))
     if _spinning_layer() and n <= numba.config.NUMBA_NUM_THREADS:
         from .parallel import LAUNCH
