@@ -387,9 +387,9 @@ class BatchResult(Sequence):
         rec = self.records
         sample = np.repeat(np.arange(len(self)), np.diff(rec.offsets))
         sel = rec.pops == p.index
-        out = np.zeros((len(self), p.size), dtype=np.int64)
-        np.add.at(out, (sample[sel], rec.ids[sel]), 1)
-        return out
+        flat = sample[sel] * p.size + rec.ids[sel]
+        counts = np.bincount(flat, minlength=len(self) * p.size).astype(np.int64, copy=False)
+        return counts.reshape(len(self), p.size)
 
     @property
     def diagnostics(self) -> Diagnostics:

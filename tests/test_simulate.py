@@ -538,3 +538,19 @@ def test_reference_reproduces_closed_forms():
             else:
                 s = -tm * mp.log((1 + mp.sqrt(1 - 4 / mp.mpf(w))) / 2)
         assert len(ref.spikes) == 1 and abs(ref.spikes[0][0] - float(0.5 + s)) <= 1e-12
+
+
+def test_batch_spike_counts_are_the_samples_counts():
+    rng = np.random.default_rng(12)
+    w = [rng.normal(1.5, 1.0, (3, 9)), rng.normal(1.0, 1.0, (9, 2))]
+    net = eg.Network.feedforward([3, 9, 2], eg.LIF(10.0, 5.0), seed=1, weights=w)
+    batch = [eg.Spikes(np.sort(rng.uniform(0, 10, 5)), rng.integers(0, 3, 5)) for _ in range(7)]
+    res = eg.simulate(net, batch, 40.0)
+    for pop in (0, 1):
+        counts = res.spike_counts(pop)
+        assert counts.dtype == np.int64 and counts.shape == (7, net.populations[pop].size)
+        for b in range(7):
+            ids = res[b].records.ids[res[b].records.pops == pop]
+            want = np.array([np.sum(ids == n) for n in range(net.populations[pop].size)])
+            np.testing.assert_array_equal(counts[b], want)
+    assert res.spike_counts(1).sum() > 0
