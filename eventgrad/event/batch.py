@@ -54,9 +54,9 @@ _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 def run_chunks(fn, n_chunks: int, threads: int, *args) -> None:
     """``fn(c0, c1, step, *args)`` over the chunks ``0..n_chunks`` on ``threads`` threads (see
-    the module docs): one ``prange`` launch (chunks handed out one at a time) where numba's
-    threading layer allows it, else thread ``k`` of a pool takes chunks ``k, k + threads, ...``
-    (interleaved, so chunks of unequal cost spread evenly; the calling thread is thread 0)."""
+    the module docs): one ``prange`` launch where numba's threading layer allows it, else
+    thread ``k`` of a pool takes chunks ``k, k + threads, ...`` (interleaved, so chunks of
+    unequal cost spread evenly; the calling thread is thread 0)."""
     n = max(1, min(threads, n_chunks))
     if _spinning_layer() and n <= numba.config.NUMBA_NUM_THREADS:
         from .parallel import LAUNCH
@@ -119,12 +119,16 @@ def _check_layer() -> None:
 
 @contextlib.contextmanager
 def _numba_threads(n: int):
-    """numba's thread count (per calling thread) set to ``n``, chunks handed out one by one."""
+    """numba's thread count (per calling thread) set to ``n`` for the launch (each setting
+    costs a few µs, so only when it differs; the loop's default static schedule gives each
+    thread an equal block of chunks)."""
     before = numba.get_num_threads()
+    if before == n:
+        yield
+        return
     numba.set_num_threads(n)
     try:
-        with numba.parallel_chunksize(1):
-            yield
+        yield
     finally:
         numba.set_num_threads(before)
 
