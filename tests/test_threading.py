@@ -100,3 +100,24 @@ def test_a_forked_child_runs_on_the_pool():
     assert p.exitcode == 0
     for x, y in zip(want, got):
         np.testing.assert_array_equal(x, np.asarray(y, dtype=x.dtype))
+
+
+@pytest.mark.parametrize("layer,wants", [("default", ("tbbpool", "omppool")),
+                                         ("threadsafe", ("tbbpool", "omppool")),
+                                         ("omp", ("omppool",)), ("tbb", ("tbbpool",)),
+                                         ("safe", ("tbbpool",)), ("forksafe", ("tbbpool",)),
+                                         ("workqueue", ())])
+def test_the_parallel_loop_only_where_numba_would_load_a_spinning_layer(layer, wants,
+                                                                        monkeypatch):
+    import importlib
+
+    def importable(mod):
+        try:
+            importlib.import_module(f"numba.np.ufunc.{mod}")
+            return True
+        except ImportError:
+            return False
+
+    monkeypatch.setattr(batch.numba.config, "THREADING_LAYER", layer)
+    monkeypatch.setitem(batch._LAYER, "ok", None)
+    assert batch._spinning_layer() == any(importable(m) for m in wants)

@@ -85,18 +85,22 @@ def _spinning_layer() -> bool:
     spinning between launches; not workqueue (whose launches cost more than the pool's) and
     not in a child forked after GNU OpenMP was used (:func:`_after_fork`)."""
     if _LAYER["ok"] is None:
-        ok = numba.config.THREADING_LAYER not in ("workqueue",)
-        if ok:
-            ok = False
-            for mod in ("tbbpool", "omppool"):
-                try:
-                    importlib.import_module(f"numba.np.ufunc.{mod}")
-                    ok = True
-                    break
-                except ImportError:
-                    pass
+        ok = False
+        for mod in _SPINNING.get(numba.config.THREADING_LAYER, ("tbbpool", "omppool")):
+            try:
+                importlib.import_module(f"numba.np.ufunc.{mod}")
+                ok = True
+                break
+            except ImportError:
+                pass
         _LAYER["ok"] = ok
     return bool(_LAYER["ok"])
+
+
+#: The spinning layers numba may load for each of its ``THREADING_LAYER`` settings
+#: ("default" and "threadsafe": TBB, then OpenMP; "forksafe" excludes GNU OpenMP).
+_SPINNING = {"workqueue": (), "tbb": ("tbbpool",), "safe": ("tbbpool",),
+             "forksafe": ("tbbpool",), "omp": ("omppool",)}
 
 
 def launcher() -> str:
