@@ -34,7 +34,10 @@ class Diagnostics:
     closest_approach : float
         Smallest ``threshold - V_max`` over the realised maxima of V that did *not* cross
         (dimensionless voltage; ``inf`` if none). Near 0 means a near-grazing miss: a tiny
-        change of parameters could add a spike.
+        change of parameters could add a spike. ``nan`` where the run did not track it: the
+        training paths (:mod:`eventgrad.torch`, :func:`eventgrad.training.train`) skip it,
+        which saves the layered engine ~15 % of its forward time; :func:`eventgrad.simulate`
+        always tracks it.
     min_crossing_slope : float
         Smallest ``I - threshold`` (= ``tau_mem dV/dt`` just before the spike) over all
         spikes (``inf`` if none). Near 0 means a grazing crossing, where the exact gradient
@@ -65,7 +68,7 @@ class Diagnostics:
                            n_spikes=int(di[:, c.D_SPIKES].sum()),
                            n_predictions=int(di[:, c.D_PRED].sum()),
                            n_root_solves=int(di[:, c.D_SOLVES].sum()),
-                           closest_approach=float(df[:, c.F_CLOSEST].min()),
+                           closest_approach=_closest(df[:, c.F_CLOSEST]),
                            min_crossing_slope=float(df[:, c.F_SLOPE].min()),
                            n_immediate_spikes=int(di[:, c.D_IMMEDIATE].sum()),
                            n_inputs_after_t_max=int(di[:, c.D_LATE].sum()))
@@ -81,9 +84,18 @@ class Diagnostics:
             out.n_root_solves += d.n_root_solves
             out.n_immediate_spikes += d.n_immediate_spikes
             out.n_inputs_after_t_max += d.n_inputs_after_t_max
-            out.closest_approach = min(out.closest_approach, d.closest_approach)
+            out.closest_approach = _closest(np.array([out.closest_approach,
+                                                       d.closest_approach]))
             out.min_crossing_slope = min(out.min_crossing_slope, d.min_crossing_slope)
         return out
+
+
+def _closest(values: np.ndarray) -> float:
+    """The smallest closest approach; nan if any of ``values`` was not tracked (-inf in the
+    engines' rows, nan in a :class:`Diagnostics`)."""
+    if values.size and not np.all(values > -np.inf):
+        return float("nan")
+    return float(values.min()) if values.size else float("inf")
 
 
 @dataclass

@@ -111,15 +111,18 @@ def simulate(network: Network, spikes, t_max: float, max_events: int = DEFAULT_M
 
 
 def simulate_plan(network: Network, plan, batch: list[Spikes], t_max: float, max_events: int,
-                  engine: str, workers: int | None, first_only=None) -> BatchResult:
+                  engine: str, workers: int | None, first_only=None,
+                  track_closest: bool = True) -> BatchResult:
     """:func:`simulate` of a validated batch with the weights (and delays) of ``plan``
     (:func:`eventgrad.event.plan.plan_for`), leaving ``network`` as it is. ``first_only``:
-    see :func:`eventgrad.event.engines.forward` (the reference engine records every spike)."""
+    see :func:`eventgrad.event.engines.forward` (the reference engine records every spike);
+    ``track_closest``: as there (the reference engine always tracks it)."""
     which = engines.resolve(engine, plan)
     if which == "reference":
         return BatchResult([_run_reference(network, plan, s, t_max, max_events, b, len(batch))
                             for b, s in enumerate(batch)])
-    return _run_compiled(network, plan, batch, t_max, max_events, which, workers, first_only)
+    return _run_compiled(network, plan, batch, t_max, max_events, which, workers, first_only,
+                         track_closest)
 
 
 def _run_reference(network, plan, inputs, t_max, max_events, b, n) -> SimulationResult:
@@ -135,9 +138,10 @@ def _run_reference(network, plan, inputs, t_max, max_events, b, n) -> Simulation
 
 
 def _run_compiled(network, plan, batch, t_max, max_events, which, workers,
-                  first_only=None) -> BatchResult:
+                  first_only=None, track_closest=True) -> BatchResult:
     flat = engines.FlatInputs.of(batch)
-    out = engines.forward(plan, flat, t_max, max_events, which, workers, first_only)
+    out = engines.forward(plan, flat, t_max, max_events, which, workers, first_only,
+                          track_closest)
     failed = np.flatnonzero(out.status == 1)
     if failed.size:
         b = int(failed[0])

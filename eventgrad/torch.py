@@ -90,7 +90,9 @@ class Forward:
 
 def run_forward(opts: BridgeOptions, batch: list, params: Sequence[torch.Tensor]) -> Forward:
     """The event engine on ``batch`` with the parameter tensors' values (the network in
-    ``opts`` is not modified)."""
+    ``opts`` is not modified). The result's closest approach is not tracked (nan; see
+    :func:`eventgrad.event.engines.forward`): training reads neither it nor anything that
+    depends on it."""
     net = opts.network
     projs = net.projections
     n_proj = len(projs)
@@ -100,7 +102,7 @@ def run_forward(opts: BridgeOptions, batch: list, params: Sequence[torch.Tensor]
                for p, pr in zip(params[n_proj:2 * n_proj], projs)] if opts.learn_delays
               else None)
     res = simulate_plan(net, plan_for(net, weights, delays), batch, opts.t_max,
-                        opts.max_events, opts.engine, None, opts.first_only)
+                        opts.max_events, opts.engine, None, opts.first_only, False)
     reads = tuple(Readout.of(res, kind, pop, opts.t_silent, opts.silent_slope)
                   for kind, pop in opts.readouts)
     return Forward(res, reads, opts)

@@ -115,6 +115,33 @@ def test_layered_matches_general_property(seed, n_in):
                                    rtol=1e-11, atol=1e-11)
 
 
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("engine", ["layered", "general"])
+def test_closest_approach_untracked_changes_nothing_else(seed, engine):
+    """Without the closest approach (the training paths' setting) the records and every other
+    diagnostic are the same, bit for bit, and the closest approach reads nan."""
+    from eventgrad.event.plan import plan_for
+    from eventgrad.simulate import simulate_plan
+
+    rng = np.random.default_rng(700 + seed)
+    net = _layered_net(rng)
+    batch = _batch(rng)
+    runs = [simulate_plan(net, plan_for(net), batch, 60.0, 10**5, engine, None, None, track)
+            for track in (True, False)]
+    for a, b in zip(*runs):
+        for f in ("times", "pops", "ids", "currents", "release_currents"):
+            np.testing.assert_array_equal(getattr(a.records, f), getattr(b.records, f))
+        da, db = a.diagnostics, b.diagnostics
+        assert np.isfinite(da.closest_approach) or da.closest_approach == np.inf
+        assert np.isnan(db.closest_approach)
+        for f in ("n_events", "n_spikes", "n_predictions", "n_root_solves",
+                  "n_immediate_spikes", "min_crossing_slope"):
+            assert getattr(da, f) == getattr(db, f)
+    assert np.isnan(runs[1].diagnostics.closest_approach)
+    both = eg.Diagnostics.combine([runs[0].diagnostics, runs[1].diagnostics])
+    assert np.isnan(both.closest_approach) and both.n_spikes == 2 * runs[0].diagnostics.n_spikes
+
+
 def test_layered_refuses_what_it_does_not_cover():
     rng = np.random.default_rng(0)
     rec = _random_net(rng, "recurrent")

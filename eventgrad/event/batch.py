@@ -171,14 +171,15 @@ def _store(s, c, cap, pos, out, buf_f, buf_i, cnt, status, di, df):
 
 
 @njit(inline="always", **_JIT)
-def _forward_chunk(engine, c, P, W, in_t, in_id, in_off, t_max, max_events, first_only, chunk,
-                   cap, buf_f, buf_i, cnt, status, di, df):
+def _forward_chunk(engine, c, P, W, in_t, in_id, in_off, t_max, max_events, first_only, track,
+                   chunk, cap, buf_f, buf_i, cnt, status, di, df):
     """The samples of chunk ``c`` through ``engine.forward_sample`` into the chunk's buffer."""
     B = in_off.shape[0] - 1
     pos = c * cap
     for s in range(c * chunk, min(B, (c + 1) * chunk)):
         a, b = in_off[s], in_off[s + 1]
-        out = engine.forward_sample(P, W, in_t[a:b], in_id[a:b], t_max, max_events, first_only)
+        out = engine.forward_sample(P, W, in_t[a:b], in_id[a:b], t_max, max_events, first_only,
+                                    track)
         pos = _store(s, c, cap, pos, out, buf_f, buf_i, cnt, status, di, df)
         if pos < 0:
             break
@@ -186,21 +187,21 @@ def _forward_chunk(engine, c, P, W, in_t, in_id, in_off, t_max, max_events, firs
 
 @njit(**_JIT)
 def forward_chunks_layered(c0, c1, cstep, P, W, in_t, in_id, in_off, t_max, max_events,
-                           first_only, chunk, cap, buf_f, buf_i, cnt, status, di, df):
+                           first_only, track, chunk, cap, buf_f, buf_i, cnt, status, di, df):
     """Chunks ``c0, c0 + cstep, ... < c1`` of a batch forward pass with the layered engine
     (see the module docs; outputs are written into the buffers)."""
     for c in range(c0, c1, cstep):
         _forward_chunk(layered, c, P, W, in_t, in_id, in_off, t_max, max_events, first_only,
-                       chunk, cap, buf_f, buf_i, cnt, status, di, df)
+                       track, chunk, cap, buf_f, buf_i, cnt, status, di, df)
 
 
 @njit(**_JIT)
 def forward_chunks_general(c0, c1, cstep, P, W, in_t, in_id, in_off, t_max, max_events,
-                           first_only, chunk, cap, buf_f, buf_i, cnt, status, di, df):
+                           first_only, track, chunk, cap, buf_f, buf_i, cnt, status, di, df):
     """As :func:`forward_chunks_layered`, with the general engine."""
     for c in range(c0, c1, cstep):
         _forward_chunk(general, c, P, W, in_t, in_id, in_off, t_max, max_events, first_only,
-                       chunk, cap, buf_f, buf_i, cnt, status, di, df)
+                       track, chunk, cap, buf_f, buf_i, cnt, status, di, df)
 
 
 @njit(**_JIT)

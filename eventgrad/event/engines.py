@@ -157,14 +157,17 @@ class ForwardOutput:
 
 
 def forward(plan, inputs: FlatInputs, t_max: float, max_events: int, engine: str,
-            workers: int | None = None, first_only=None) -> ForwardOutput:
+            workers: int | None = None, first_only=None,
+            track_closest: bool = True) -> ForwardOutput:
     """A compiled batch forward pass (``engine`` resolved: "layered" or "general").
 
     ``first_only``: indices of populations whose neurons are followed only up to their first
     spike (then held for good): for a population that projects nowhere and is read only by
     first-spike readouts (and the silent-neuron rules), the later spikes change neither the
     loss nor its exact gradient, and are not computed. The records then hold each such
-    neuron's first spike only.
+    neuron's first spike only. ``track_closest=False``: the closest approach
+    (:attr:`eventgrad.Diagnostics.closest_approach`) is not computed (nan): the layered engine
+    locates the peak of V on many intervals for it, ~15 % of its time on Yin-Yang.
     """
     from . import batch
     from .compile import announce
@@ -186,7 +189,7 @@ def forward(plan, inputs: FlatInputs, t_max: float, max_events: int, engine: str
         df = np.zeros((B, N_FLOAT))
         batch.run_chunks(fn, nch, threads_for(workers), plan.arrays, plan.W, inputs.times,
                          inputs.ids, inputs.offsets, float(t_max), int(max_events), only,
-                         batch.CHUNK, cap, buf_f, buf_i, cnt, st, di, df)
+                         bool(track_closest), batch.CHUNK, cap, buf_f, buf_i, cnt, st, di, df)
         if not np.any(st == batch.OVERFLOW):
             break
         cap *= 4

@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit
 
 from .diagnostics import (D_EVENTS, D_IMMEDIATE, D_LATE, D_PRED, D_SOLVES, D_SPIKES,
-                          F_CLOSEST, F_FAIL, F_SLOPE, N_INT)
+                          F_CLOSEST, F_FAIL, F_SLOPE, N_INT, closest_start)
 from .order import ARRIVAL, PROBE, PROBE_END, RELEASE, SPIKE
 from .physics import (arrival_adjoint, crossing_lower_bound, decay, flow, flow_adjoint,
                       max_on_interval, release_adjoint, solve_crossing, spike_adjoint)
@@ -342,13 +342,14 @@ OK, EVENT_LIMIT, HEAP_FULL, RECORDS_FULL = 0, 1, 2, 3
 
 
 @njit(**_JIT)
-def forward_sample(P, W, in_t, in_id, t_max, max_events, first_only):
+def forward_sample(P, W, in_t, in_id, t_max, max_events, first_only, track_closest):
     """One sample. Returns ``(status, rec_t, rec_p, rec_i, rec_c, rec_r, diag_i, diag_f)``:
     the records in event order; ``diag_i`` = (events, spikes, predictions, root solves,
     immediate spikes, inputs after t_max), ``diag_f`` = (closest approach, smallest crossing
     slope, time of failure); status 1: more than ``max_events`` events. The neurons of a
     population with ``first_only[p]`` stop after their first spike (see
-    :func:`eventgrad.event.engines.forward`)."""
+    :func:`eventgrad.event.engines.forward`); without ``track_closest`` the closest approach
+    is -inf (not tracked; the peaks are known here anyway, so this saves nothing)."""
     npop = P.pop_size.shape[0]
     N = P.pop_off[npop]
     st = (np.zeros(N), np.zeros(N), np.zeros(N, dtype=np.bool_), np.zeros((N, 3), np.int64),
@@ -360,7 +361,7 @@ def forward_sample(P, W, in_t, in_id, t_max, max_events, first_only):
     rec = (np.empty(256), np.empty(256, dtype=np.int64), np.empty(256, dtype=np.int64),
            np.empty(256), np.empty(256))
     di = np.zeros(N_INT, dtype=np.int64)
-    df = np.array([INF, INF, 0.0])
+    df = np.array([closest_start(track_closest), INF, 0.0])
     for k in range(in_t.shape[0]):
         if in_t[k] > t_max:
             di[D_LATE] += 1

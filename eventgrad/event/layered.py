@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit
 
 from .diagnostics import (D_EVENTS, D_IMMEDIATE, D_LATE, D_PRED, D_SOLVES, D_SPIKES,
-                          F_CLOSEST, F_FAIL, F_SLOPE, N_INT)
+                          F_CLOSEST, F_FAIL, F_SLOPE, N_INT, closest_start)
 from .arrivals import arrivals_into, by_population, is_sorted, stable_order
 from .physics import (arrival_adjoint, crossing, decay, flow, flow_adjoint, interior_bound,
                       is_candidate, max_on_interval, may_cross, peak_bound, release_adjoint,
@@ -100,7 +100,7 @@ def _closest(V0, I0, V1, I1, bound, t0, t1, t_max, tm, ts, g, th, closest):
 def _step(t, t1, V, I, refr, V1, I1, tm, ts, g, th, vr, t_max, closest):
     """The next event of one neuron in ``(t, t1]`` (no arrival in between), from its state
     ``(V, I)`` at ``t`` (refractory until ``refr``; ``(V1, I1)``: its state at ``t1`` if no
-    event, or nan). Returns ``(event, t_event, V, I, closest)``: event 0: none, the state is
+    event, known only where :func:`_classify` found it a candidate, else nan). Returns ``(event, t_event, V, I, closest)``: event 0: none, the state is
     moved to ``t1`` and ``closest`` updated (:func:`_sort`); 1: a spike at ``t_event``, ``I``
     its pre-spike current (the caller records and resets); 2: the refractory period ends at
     ``t_event`` with current ``I``; 3: an immediate spike at ``t`` (V at threshold by
@@ -109,7 +109,8 @@ def _step(t, t1, V, I, refr, V1, I1, tm, ts, g, th, vr, t_max, closest):
         if refr > t1:
             return 0, t1, vr, I * math.exp(-(t1 - t) / ts), closest
         return 2, refr, vr, I * math.exp(-(refr - t) / ts), closest
-    if math.isnan(V1):                     # the end state is not known yet
+    sorted_ = not math.isnan(V1)           # (a candidate of _classify)
+    if not sorted_:                        # the end state is not known yet
         em, es, kk = decay(t1 - t, tm, ts, g)
         V1, I1 = flow(V, I, em, es, kk)
     if V >= th:
@@ -118,9 +119,10 @@ def _step(t, t1, V, I, refr, V1, I1, tm, ts, g, th, vr, t_max, closest):
         # rising through the whole interval: the root is bracketed by [t, t1] already
         D = solve_rising(V, I, t1 - t, V1, I1, False, tm, ts, g, th)
         return 1, t + D, V, I * math.exp(-D / ts), closest
-    candidate, closest = _sort(V, I, V1, I1, t, t1, t_max, tm, ts, g, th, closest)
-    if not candidate:
-        return 0, t1, V1, I1, closest
+    if not sorted_:
+        candidate, closest = _sort(V, I, V1, I1, t, t1, t_max, tm, ts, g, th, closest)
+        if not candidate:
+            return 0, t1, V1, I1, closest
     D, D_end, Vp = crossing(V, I, t1 - t, tm, ts, g, th)
     if D == INF:
         return 0, t1, V1, I1, (min(closest, th - Vp) if D_end < t1 - t else closest)
@@ -201,6 +203,9 @@ def _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc, rr, nrec, 
                     V0 = vr
                     refr[n] = _hold_until(t, tref, t_max, only_first)
                     n_done += only_first
+                    if refr[n] == INF:     # held for good: its current is never read again
+                        V0, I0 = vr, I1a[n]  # (the flow's, to spare the exp)
+                        break
                 V1a[n], I1a[n] = V0, I0
                 if full:
                     return -1
@@ -240,13 +245,14 @@ def _hold_until(t, tref, t_max, only_first):
 
 
 @njit(**_JIT)
-def forward_sample(P, W, in_t, in_id, t_max, max_events, first_only):
+def forward_sample(P, W, in_t, in_id, t_max, max_events, first_only, track_closest):
     """One sample. Returns ``(status, rec_t, rec_p, rec_i, rec_c, rec_r, diag_i, diag_f)``
     with the records in event order (time, population, neuron); status 1: event limit. The
-    neurons of a population with ``first_only[p]`` stop after their first spike."""
+    neurons of a population with ``first_only[p]`` stop after their first spike. Without
+    ``track_closest`` the closest approach is not computed (``diag_f[F_CLOSEST]`` is -inf)."""
     npop = P.pop_size.shape[0]
     di = np.zeros(N_INT, dtype=np.int64)
-    df = np.array([INF, INF, 0.0])
+    df = np.array([closest_start(track_closest), INF, 0.0])
     for u in range(in_t.shape[0]):
         if in_t[u] > t_max:
             di[D_LATE] += 1

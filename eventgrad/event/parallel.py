@@ -26,8 +26,8 @@ _JIT = {"cache": True, "nogil": True, "parallel": True}
 
 
 @njit(**_JIT)
-def _forward_layered(n_chunks, P, W, in_t, in_id, in_off, t_max, max_events, first_only, chunk,
-                     cap, buf_f, buf_i, cnt, status, di, df):
+def _forward_layered(n_chunks, P, W, in_t, in_id, in_off, t_max, max_events, first_only, track,
+                     chunk, cap, buf_f, buf_i, cnt, status, di, df):
     (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19,
      a20, a21, a22, a23) = P
     for i in prange(n_chunks):
@@ -35,12 +35,12 @@ def _forward_layered(n_chunks, P, W, in_t, in_id, in_off, t_max, max_events, fir
         Q = PlanArrays(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16,
                        a17, a18, a19, a20, a21, a22, a23)
         _forward_chunk(layered, c, Q, W, in_t, in_id, in_off, t_max, max_events, first_only,
-                       chunk, cap, buf_f, buf_i, cnt, status, di, df)
+                       track, chunk, cap, buf_f, buf_i, cnt, status, di, df)
 
 
 @njit(**_JIT)
-def _forward_general(n_chunks, P, W, in_t, in_id, in_off, t_max, max_events, first_only, chunk,
-                     cap, buf_f, buf_i, cnt, status, di, df):
+def _forward_general(n_chunks, P, W, in_t, in_id, in_off, t_max, max_events, first_only, track,
+                     chunk, cap, buf_f, buf_i, cnt, status, di, df):
     (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19,
      a20, a21, a22, a23) = P
     for i in prange(n_chunks):
@@ -48,7 +48,7 @@ def _forward_general(n_chunks, P, W, in_t, in_id, in_off, t_max, max_events, fir
         Q = PlanArrays(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16,
                        a17, a18, a19, a20, a21, a22, a23)
         _forward_chunk(general, c, Q, W, in_t, in_id, in_off, t_max, max_events, first_only,
-                       chunk, cap, buf_f, buf_i, cnt, status, di, df)
+                       track, chunk, cap, buf_f, buf_i, cnt, status, di, df)
 
 
 @njit(**_JIT)

@@ -218,9 +218,11 @@ def crossing(V0, I0, H, tm, ts, g, th):
     if V0 >= th:
         return 0.0, D_end, Vp
     if Vp >= th:
-        # the same end state as solve_crossing's, so every engine solves from the same data
-        return solve_rising(V0, I0, D_end, Vp, I0 * math.exp(-D_end / ts), D_end < H, tm, ts,
-                            g, th), D_end, Vp
+        # the same end state as solve_crossing's, so every engine solves from the same data;
+        # at the peak I = V (dV/dt = 0), and the solve does not read I there
+        at_peak = D_end < H
+        I_end = Vp if at_peak else I0 * math.exp(-D_end / ts)
+        return solve_rising(V0, I0, D_end, Vp, I_end, at_peak, tm, ts, g, th), D_end, Vp
     return INF, D_end, Vp
 
 
@@ -243,7 +245,7 @@ def solve_crossing(V0, I0, D_end, tm, ts, g, th):
 @njit(**_JIT)
 def solve_rising(V0, I0, D_end, V_end, I_end, at_peak, tm, ts, g, th):
     """:func:`solve_crossing` given the state ``(V_end, I_end)`` at ``D_end`` (``at_peak``:
-    ``D_end`` is the peak time).
+    ``D_end`` is the peak time; ``I_end`` is then not read).
 
     Halley's iteration on ``f(D) = V(D) - th`` with the analytic derivatives
     ``f' = (I - V)/tm`` and ``f'' = (-I/ts - f')/tm``, kept inside the bracket (bisection when
