@@ -47,6 +47,7 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numba import njit
 
 if TYPE_CHECKING:  # torch is imported where a loss is evaluated, not with eventgrad
     import torch
@@ -116,12 +117,56 @@ def _labels(target, batch: int, n_classes: int) -> np.ndarray:
     return lab
 
 
-def _softmax_rows(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(log_softmax, softmax)`` of each row, stably."""
-    zm = z - z.max(axis=1, keepdims=True)
-    lse = np.log(np.exp(zm).sum(axis=1, keepdims=True))
-    logp = zm - lse
-    return logp, np.exp(logp)
+@njit(cache=True)
+def _log_softmax_into(z, logp):
+    """``log softmax`` of the row ``z`` into ``logp``, stably (the maximum taken out first)."""
+    zmax = z.max()
+    s = 0.0
+    for j in range(z.shape[0]):
+        logp[j] = z[j] - zmax
+        s += math.exp(logp[j])
+    lse = math.log(s)
+    for j in range(z.shape[0]):
+        logp[j] -= lse
+
+
+@njit(cache=True)
+def _first_spike_ce(t, lab, tau0, tau1, alpha):
+    """:class:`FirstSpikeCrossEntropy` of first-spike times ``t`` (B, n) with labels ``lab``:
+    the batch mean and its derivative (B, n) with respect to ``t``."""
+    B, n = t.shape
+    grad = np.empty((B, n))
+    logp = np.empty(n)
+    total = 0.0
+    for b in range(B):
+        _log_softmax_into(-t[b] / tau0, logp)
+        t_lab = t[b, lab[b]]
+        total += -logp[lab[b]] + alpha * math.expm1(t_lab / tau1)
+        for j in range(n):
+            grad[b, j] = -math.exp(logp[j]) / tau0
+        grad[b, lab[b]] += 1.0 / tau0 + alpha * math.exp(t_lab / tau1) / tau1
+        for j in range(n):
+            grad[b, j] /= B
+    return total / B, grad
+
+
+@njit(cache=True)
+def _max_voltage_ce(v, lab, scale):
+    """:class:`MaxVoltageCrossEntropy` of maxima ``v`` (B, n) with labels ``lab``: the batch
+    mean and its derivative (B, n) with respect to ``v``."""
+    B, n = v.shape
+    grad = np.empty((B, n))
+    logp = np.empty(n)
+    total = 0.0
+    for b in range(B):
+        _log_softmax_into(scale * v[b], logp)
+        total -= logp[lab[b]]
+        for j in range(n):
+            grad[b, j] = math.exp(logp[j])
+        grad[b, lab[b]] -= 1.0
+        for j in range(n):
+            grad[b, j] = scale * grad[b, j] / B
+    return total / B, grad
 
 
 class _Numpy:
@@ -186,16 +231,11 @@ class FirstSpikeCrossEntropy(Loss):
 
     def value_and_grad(self, values: np.ndarray, target=None) -> tuple[float, np.ndarray]:
         """The loss (batch mean) and its derivative with respect to the first-spike times."""
-        t = np.asarray(values, dtype=np.float64)
+        t = np.ascontiguousarray(values, dtype=np.float64)
         B, n = t.shape
-        lab = _labels(target, B, n)
-        logp, p = _softmax_rows(-t / self.tau0)
-        rows = np.arange(B)
-        t_lab = t[rows, lab]
-        value = float(np.mean(-logp[rows, lab] + self.alpha * np.expm1(t_lab / self.tau1)))
-        grad = -p / self.tau0
-        grad[rows, lab] += 1.0 / self.tau0 + self.alpha * np.exp(t_lab / self.tau1) / self.tau1
-        return value, grad / B
+        value, grad = _first_spike_ce(t, _labels(target, B, n), self.tau0, self.tau1,
+                                      self.alpha)
+        return float(value), grad
 
 
 class SpikeTimeMSE(Loss):
@@ -262,14 +302,10 @@ class MaxVoltageCrossEntropy(Loss):
 
     def value_and_grad(self, values: np.ndarray, target=None) -> tuple[float, np.ndarray]:
         """The cross-entropy (batch mean) and its derivative with respect to the maxima."""
-        v = np.asarray(values, dtype=np.float64)
+        v = np.ascontiguousarray(values, dtype=np.float64)
         B, n = v.shape
-        lab = _labels(target, B, n)
-        logp, p = _softmax_rows(self.scale * v)
-        rows = np.arange(B)
-        grad = p.copy()
-        grad[rows, lab] -= 1.0
-        return float(np.mean(-logp[rows, lab])), self.scale * grad / B
+        value, grad = _max_voltage_ce(v, _labels(target, B, n), self.scale)
+        return float(value), grad
 
 
 def dead_neuron_penalty(vmax: torch.Tensor, silent: torch.Tensor, threshold: float
