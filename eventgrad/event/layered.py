@@ -129,7 +129,7 @@ def _step(t, t1, V, I, refr, V1, I1, tm, ts, g, th, vr, t_max, closest):
     return 1, t + D, V, I * math.exp(-D / ts), closest
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc, rr, nrec, di, df,
                   only_first):
     """All neurons of population ``q`` through its arrival intervals (see the module docs);
@@ -415,7 +415,7 @@ def _kinks(q, pr_pop, pr_n, pr_t, pr_dl, pr_arr, pr_vdot):
     return kn, kt, kx
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _walk_backward(P, W, q, t_max, in_t, in_id, rec_t, rec_i, rec_c, rec_r, first, last, idx,
                    g_t, g_in, pr, gw, gd):
     """The costate of population ``q`` from ``t_max`` back to its first arrival: the arrival
