@@ -100,8 +100,9 @@ def _closest(V0, I0, V1, I1, bound, t0, t1, t_max, tm, ts, g, th, closest):
 def _step(t, t1, V, I, refr, V1, I1, tm, ts, g, th, vr, t_max, closest):
     """The next event of one neuron in ``(t, t1]`` (no arrival in between), from its state
     ``(V, I)`` at ``t`` (refractory until ``refr``; ``(V1, I1)``: its state at ``t1`` if no
-    event, known only where :func:`_classify` found it a candidate, else nan). Returns ``(event, t_event, V, I, closest)``: event 0: none, the state is
-    moved to ``t1`` and ``closest`` updated (:func:`_sort`); 1: a spike at ``t_event``, ``I``
+    event, known only where :func:`_classify` found it a candidate, else nan). Returns
+    ``(event, t_event, V, I, closest)``: event 0: none, the state is moved to ``t1`` and
+    ``closest`` updated (:func:`_sort`); 1: a spike at ``t_event``, ``I``
     its pre-spike current (the caller records and resets); 2: the refractory period ends at
     ``t_event`` with current ``I``; 3: an immediate spike at ``t`` (V at threshold by
     rounding)."""
