@@ -71,12 +71,18 @@ def shallow_crossings(records, network) -> tuple[int, float]:
     return int(np.count_nonzero(slope < NEAR_GRAZING_SLOPE)), float(slope.min())
 
 
-def warn_grazing(n_grazing: int, records, network, stacklevel: int) -> None:
+def warn_grazing(n_grazing: int, records, network, stacklevel: int,
+                 min_slope: float | None = None) -> None:
     """One :class:`GrazingWarning` for a gradient call, if a crossing grazed (``n_grazing``
     spikes with zero slope to rounding) or was shallower than :data:`NEAR_GRAZING_SLOPE`.
-    Touches no warning filter: the warning goes through :func:`warnings.warn` as it is."""
+    ``min_slope``: the smallest slope of ``records`` if the caller knows it (the forward pass's
+    :attr:`~eventgrad.Diagnostics.min_crossing_slope`); then the records are read only when it
+    is below :data:`NEAR_GRAZING_SLOPE`. Touches no warning filter: the warning goes through
+    :func:`warnings.warn` as it is."""
     if n_grazing:
         msg = grazing_message(n_grazing)
+    elif min_slope is not None and not min_slope < NEAR_GRAZING_SLOPE:
+        return
     else:
         n, smallest = shallow_crossings(records, network)
         if not n:

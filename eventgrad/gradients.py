@@ -188,7 +188,8 @@ def backward_batch(results, terms: list[tuple[Readout, np.ndarray]], engine: str
         out = engines.backward(res.plan, rec, g, res.flat_inputs, probes, res.t_max,
                                engines.resolve(engine, res.plan), workers)
     if warn:
-        warn_grazing(int(out.n_grazing.sum()), rec, res.network, stacklevel=3)
+        warn_grazing(int(out.n_grazing.sum()), rec, res.network, stacklevel=3,
+                     min_slope=res.min_crossing_slope)
     return out
 
 

@@ -404,6 +404,17 @@ class BatchResult(Sequence):
         return counts.reshape(len(self), p.size)
 
     @property
+    def min_crossing_slope(self) -> float:
+        """The smallest ``I - threshold`` over the spikes of the batch (``inf`` without
+        spikes): :attr:`diagnostics`' value, read without building them."""
+        if self._diag is None:
+            return self.diagnostics.min_crossing_slope
+        from .event.diagnostics import F_SLOPE
+
+        df = self._diag[1]
+        return float(df[:, F_SLOPE].min()) if len(df) else float("inf")
+
+    @property
     def diagnostics(self) -> Diagnostics:
         """Counts summed and extremes taken over the batch."""
         if self._diag is None:

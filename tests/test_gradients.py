@@ -260,6 +260,23 @@ def test_shallow_crossing_warns_once_with_the_tolerance():
         eg.value_and_grad(_single(4.0 * (1 + 1e-8)), sp, SpikeTimeMSE([0.0]), 100.0)
 
 
+@pytest.mark.parametrize("engine", ["layered", "general", "reference"])
+def test_batch_min_crossing_slope_is_the_records_smallest_slope(engine):
+    """The warning's shortcut (``min_slope``): the batch's smallest slope from the forward
+    pass's diagnostics equals the smallest ``I - threshold`` of its records, and ``inf``
+    without spikes."""
+    from eventgrad.adjoint import shallow_crossings
+
+    net = eg.Network.feedforward([4, 12, 3], eg.LIF(10.0, 4.0), seed=3)
+    rng = np.random.default_rng(3)
+    batch = [eg.Spikes(np.sort(rng.uniform(0, 20, 6)), rng.integers(0, 4, 6)) for _ in range(5)]
+    res = eg.simulate(net, batch, 60.0, engine=engine)
+    n, smallest = shallow_crossings(res.records, net)
+    assert len(res.records.times) > 10 and res.min_crossing_slope == smallest
+    silent = eg.simulate(net, [eg.Spikes([], [])] * 2, 60.0, engine=engine)
+    assert silent.min_crossing_slope == np.inf
+
+
 def test_grazing_warning_once_per_call_and_no_global_filter_left():
     """Before: batch_backward changed the warning filters inside warnings.catch_warnings (not
     thread-safe); after two threads called value_and_grad at once an 'ignore' filter stayed
