@@ -17,7 +17,8 @@ import numpy as np
 from .adjoint import warn_grazing
 from .event import engines
 from .network import Network
-from .readout import AT_ARRIVAL, AT_END, MaxVoltage, as_batch, max_voltage_batch
+from .readout import (AT_ARRIVAL, AT_END, MaxVoltage, as_batch, max_voltage_batch,
+                      max_voltage_where)
 from .result import BatchResult, Diagnostics, SimulationResult
 from .simulate import DEFAULT_MAX_EVENTS, simulate
 from .spikes import Spikes
@@ -110,14 +111,15 @@ class Readout:
             values[~silent] = res.records.times[first[~silent]]
             mv = None
             if silent_slope > 0.0 and silent.any():
-                mv = max_voltage_batch(res, p, only_silent=True, neurons=silent, workers=workers)
+                mv = max_voltage_where(res, p, silent, workers)   # (silent: no spike)
                 values[silent] += silent_slope * (p.neuron.threshold - mv.values[silent])
             return Readout(readout, p.index, values, first, mv, float(silent_slope))
-        mask = None
-        if readout == "dead_max_voltage":
-            mask = ~np.any(res.spike_counts(p) > 0, axis=0)
-        mv = max_voltage_batch(res, p, only_silent=readout != "max_voltage", neurons=mask,
-                               workers=workers)
+        if readout == "dead_max_voltage":   # silent on every sample of the batch
+            dead = ~np.any(res.spike_counts(p) > 0, axis=0)
+            mv = max_voltage_where(res, p, np.broadcast_to(dead, (len(res), p.size)), workers)
+        else:
+            mv = max_voltage_batch(res, p, only_silent=readout != "max_voltage",
+                                   workers=workers)
         return Readout(readout, p.index, mv.values, None, mv)
 
     def adjoint_inputs(self, dvalues: np.ndarray, n_records: int

@@ -18,6 +18,7 @@ from .network import InputPopulation
 from .result import BatchResult, SimulationResult
 
 __all__ = ["first_spike_indices", "MaxVoltage", "max_voltage", "max_voltage_batch",
+           "max_voltage_where",
            "arrivals_into", "AT_START", "AT_PEAK", "AT_ARRIVAL", "AT_END", "as_batch"]
 
 
@@ -97,10 +98,6 @@ class MaxVoltage:
         return MaxVoltage(self.values[b], self.times[b], self.kind[b], self.vdot_left[b])
 
 
-def _fired(batch: BatchResult, p) -> np.ndarray:
-    return batch.spike_counts(p) > 0
-
-
 def max_voltage_batch(results, pop, only_silent: bool = False,
                       neurons: np.ndarray | None = None, workers: int | None = None
                       ) -> MaxVoltage:
@@ -109,14 +106,11 @@ def max_voltage_batch(results, pop, only_silent: bool = False,
     ``neurons`` (bool, shape ``(pop.size,)`` or ``(batch, pop.size)``) restricts the work to
     those entries (the others are nan / -1).
     """
-    from .event import batch as kernels
-    from .event.engines import threads_for
-
     res = as_batch(results)
     p = res.network.population(pop)
     if isinstance(p, InputPopulation):
         raise ValueError("pop: max_voltage needs a LIF population, not the input")
-    fired = _fired(res, p)
+    fired = res.spike_counts(p) > 0
     if fired.any() and not only_silent:
         raise ValueError(f"pop: population {p.name!r} spiked; max_voltage is defined for "
                          "non-spiking readouts (LIF(threshold=inf))")
@@ -127,14 +121,27 @@ def max_voltage_batch(results, pop, only_silent: bool = False,
             raise ValueError(f"neurons must be a bool array of shape ({p.size},) or "
                              f"{mask.shape}, got {neurons.dtype} {neurons.shape}")
         mask &= neurons
+    return max_voltage_where(res, p, mask, workers)
+
+
+def max_voltage_where(res: BatchResult, p, mask: np.ndarray, workers: int | None = None
+                      ) -> MaxVoltage:
+    """The maxima of V of population ``p`` (a LIF population of ``res.network``) where
+    ``mask`` (bool, ``(batch, p.size)``) is True, for a caller that knows those neurons did not
+    spike on those samples (:func:`max_voltage_batch` checks it); nan / -1 elsewhere."""
+    from .event import batch as kernels
+    from .event.engines import threads_for
+
     B = len(res)
     out_f = np.full((B, p.size, 3), np.nan)
     out_k = np.full((B, p.size), -1, dtype=np.int64)
-    rec, inp = res.records, res.flat_inputs
-    nch = -(-B // kernels.CHUNK)
-    kernels.run_chunks(kernels.max_voltage_chunks, nch, threads_for(workers), kernels.CHUNK,
-                       res.plan.arrays, res.plan.W, p.index, mask, rec.fields(), rec.offsets,
-                       inp.times, inp.ids, inp.offsets, float(res.t_max), out_f, out_k)
+    if mask.any():
+        rec, inp = res.records, res.flat_inputs
+        nch = -(-B // kernels.CHUNK)
+        kernels.run_chunks(kernels.max_voltage_chunks, nch, threads_for(workers),
+                           kernels.CHUNK, res.plan.arrays, res.plan.W, p.index,
+                           np.ascontiguousarray(mask), rec.fields(), rec.offsets, inp.times,
+                           inp.ids, inp.offsets, float(res.t_max), out_f, out_k)
     return MaxVoltage(out_f[..., 0], out_f[..., 1], out_k, out_f[..., 2])
 
 

@@ -410,6 +410,51 @@ def test_max_voltage_matches_dense_replay(seed):
             assert abs(mv.vdot_left[q]) == 0.0
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_max_voltage_is_the_first_largest_point_in_time_order(seed):
+    """The maxima located largest bound first (two passes) against the rule stated directly:
+    every candidate point in time order (the start, each interval's interior maximum from the
+    closed-form peak time, each left limit at an arrival, the end), a later point kept only if
+    strictly larger. The states come from readout.arrivals_into (numpy sums)."""
+    from eventgrad.event.physics import decay, flow, peak_time, rate, voltage
+    from eventgrad.readout import AT_ARRIVAL, AT_END, AT_PEAK, AT_START, arrivals_into, \
+        max_voltage
+
+    rng = np.random.default_rng(70 + seed)
+    net = _random_net(rng, "feedforward")
+    tm, ts = 10.0, (5.0, 10.0, 2.5)[seed]
+    ro = net.add_population(4, eg.LIF(tm, ts, threshold=np.inf), name="readout")
+    net.connect("hidden", ro, rng.normal(0.3, 1.0, (net.populations[0].size, 4)),
+                rng.choice([0.0, 0.7, 1.9], size=(net.populations[0].size, 4)))
+    res = eg.simulate(net, eg.Spikes(rng.uniform(0, 10, 8), rng.integers(0, 4, 8)), 40.0)
+    mv = max_voltage(res, ro)
+    times, W = arrivals_into(res, ro)
+    g = rate(tm, ts)
+    assert len(times) > 5
+    for q in range(4):
+        V = I = 0.0
+        best = (0.0, 0.0, AT_START)
+        t0 = 0.0
+        for k, t in enumerate(list(times) + [40.0]):
+            D = t - t0
+            if D > 0:
+                em, es, kk = decay(D, tm, ts, g)
+                V1, I1 = flow(V, I, em, es, kk)
+                Dp = peak_time(V, I, tm, ts)
+                if 0.0 < Dp < D and V1 > I1:
+                    vp = voltage(V, I, Dp, tm, ts, g)
+                    if vp > best[0]:
+                        best = (vp, t0 + Dp, AT_PEAK)
+                V, I = V1, I1
+            if V > best[0]:
+                best = (V, t, AT_END if k == len(times) else AT_ARRIVAL)
+            if k < len(times):
+                I += W[k, q]
+            t0 = t
+        assert mv.kind[q] == best[2]
+        np.testing.assert_allclose([mv.values[q], mv.times[q]], best[:2], rtol=1e-12)
+
+
 def test_stale_cache_files_are_removed(tmp_path):
     """A stamp from other sources makes the engine's cache files go (numba checks a cached
     kernel against its own file only); a matching stamp keeps them."""
