@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 import eventgrad as eg
-from eventgrad.gradients import readout_values
+from eventgrad.event.gradients import readout_values
 from eventgrad.losses import FirstSpikeCrossEntropy
 
 

@@ -196,7 +196,7 @@ def cores():
     net = init_net([25, 100, 3], nrn, 0, (1.5, 0.5))
     data, labels = yinyang_batch(rng, 64, 5)
     loss = FirstSpikeCrossEntropy()
-    from eventgrad import gradients
+    from eventgrad.event import gradients
 
     def run(workers):
         def f():

@@ -6,17 +6,20 @@ do not import torch; the torch bridge (:mod:`eventgrad.torch`), the time-stepped
 training do.
 """
 
+from . import _moved
 from .event.engines import get_num_threads, set_num_threads
-from .network import InputPopulation, Network, Population, Projection, default_weight_init
-from .neuron import LIF
-from .result import BatchResult, Diagnostics, SimulationResult, SpikeRecord
-from .simulate import DEFAULT_MAX_EVENTS, ENGINES, EventLimitError, simulate
-from .spikes import Spikes
+from .model.network import InputPopulation, Network, Population, Projection, default_weight_init
+from .model.neuron import LIF
+from .event.result import BatchResult, Diagnostics, SimulationResult, SpikeRecord
+from .event.simulate import DEFAULT_MAX_EVENTS, ENGINES, EventLimitError, simulate
+from .model.spikes import Spikes
 from . import losses
-from .adjoint import GrazingWarning, VoltageProbe, backward
-from .gradients import Gradients, value_and_grad
+from .event.adjoint import GrazingWarning, VoltageProbe, backward
+from .event.gradients import Gradients, value_and_grad
 
 __version__ = "0.1.0"
+
+_moved.install()   # the module names from before the folders (eventgrad.tasks, ...)
 
 __all__ = [
     "LIF",

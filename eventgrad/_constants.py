@@ -1,7 +1,7 @@
 """Names and defaults shared by the time-stepped path, the cross-check and the command line,
 in a module that imports nothing heavy (``eventgrad --help`` reads them without torch)."""
 
-#: Surrogate spike derivatives of the time-stepped path (see :mod:`eventgrad.surrogates`).
+#: Surrogate spike derivatives of the time-stepped path (see :mod:`eventgrad.discrete.surrogates`).
 SURROGATES = ("superspike", "superspike_asym", "sigmoid", "triangle", "exponential", "boxcar")
 
 #: Defaults of :func:`eventgrad.crosscheck.crosscheck`: time steps (ms), surrogates, scales.

@@ -36,7 +36,7 @@ it came closest to firing; neurons that spike on some sample contribute nothing)
 Writing your own loss
 ---------------------
 Subclass :class:`Loss`: set ``readout`` and ``pop`` and implement ``__call__(values, target)``
-in torch, returning the batch-mean loss. Lower down, :func:`eventgrad.adjoint.backward` takes
+in torch, returning the batch-mean loss. Lower down, :func:`eventgrad.event.adjoint.backward` takes
 any ``dL/dt`` per recorded spike and any ``dL/dV`` at chosen times (:class:`VoltageProbe`):
 the value and these derivatives are all a loss needs to give.
 """

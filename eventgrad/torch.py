@@ -1,8 +1,8 @@
 """The torch bridge: EventProp as a torch autograd function and an ``nn.Module``.
 
 The forward pass runs the exact event engine; the backward pass runs the adjoint
-(:func:`eventgrad.gradients.backward_batch`), so any torch loss, optimizer and scheduler can be
-used on the outputs unchanged. Tensors are float64 on the CPU.
+(:func:`eventgrad.event.gradients.backward_batch`), so any torch loss, optimizer and scheduler
+can be used on the outputs unchanged. Tensors are float64 on the CPU.
 
 >>> import torch, eventgrad as eg
 >>> from eventgrad.torch import SpikingNetwork
@@ -21,12 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .gradients import Readout, backward_batch
+from .event.gradients import Readout, backward_batch
 from .event.plan import plan_for
-from .network import Network, _as_delays, _as_weights
-from .simulate import DEFAULT_MAX_EVENTS, _check_max_events, _check_t_max, _validate_inputs, \
+from .model.network import Network, _as_delays, _as_weights
+from .event.simulate import DEFAULT_MAX_EVENTS, _check_max_events, _check_t_max, _validate_inputs, \
     simulate_plan
-from .spikes import Spikes
+from .model.spikes import Spikes
 
 __all__ = ["BridgeOptions", "Forward", "EventPropFunction", "SpikingNetwork", "eventprop",
            "run_forward", "first_only_populations"]
@@ -36,7 +36,7 @@ __all__ = ["BridgeOptions", "Forward", "EventPropFunction", "SpikingNetwork", "e
 class BridgeOptions:
     """What :class:`EventPropFunction` needs besides the parameter tensors.
 
-    ``readouts``: ``(readout, pop)`` pairs (see :func:`eventgrad.gradients.read`);
+    ``readouts``: ``(readout, pop)`` pairs (see :func:`eventgrad.event.gradients.read`);
     ``t_silent`` (ms or None for ``t_max``) and ``silent_slope`` (ms per unit voltage): the
     silent-neuron rule of :mod:`eventgrad.losses`; ``learn_delays``: the parameters include one
     delay tensor per projection after the weights; ``engine``: see
@@ -159,7 +159,7 @@ def eventprop(network: Network, spikes: Sequence[Spikes], t_max: float,
         ``t_silent``, default ``t_max``, with zero gradient), ``"max_voltage"`` (a population
         that never spikes), ``"silent_max_voltage"`` (max of V of the neurons that did not
         spike, ``nan`` for those that did) or ``"dead_max_voltage"`` (the same for neurons
-        that spiked on no sample of the batch); see :func:`eventgrad.gradients.read`
+        that spiked on no sample of the batch); see :func:`eventgrad.event.gradients.read`
     engine : see :mod:`eventgrad.event.engines`
     all_spikes : bool — follow every neuron to ``t_max`` even where only first spikes are read
         (default False: see :func:`first_only_populations`; the outputs and gradients are

@@ -49,7 +49,7 @@ def main(argv=None) -> dict:
         histories[label] = res.history
         out[label] = s["timing_error_ms"]
     if args.plot:
-        from eventgrad.training_plots import plot_timing
+        from eventgrad.experiments.training_plots import plot_timing
         first, *rest = histories
         plot_timing(histories[first], args.plot, others={k: histories[k] for k in rest},
                     label=first,

@@ -12,7 +12,7 @@ import argparse
 import time
 
 from eventgrad import tasks, training
-from eventgrad.surrogates import Surrogate
+from eventgrad.discrete.surrogates import Surrogate
 
 
 def main(argv=None) -> dict:
@@ -43,7 +43,7 @@ def main(argv=None) -> dict:
                   f"{s['accuracy']:.2f}, loss {s['initial']['exact_loss']:.3f} -> "
                   f"{s['loss']:.3f} ({time.perf_counter() - t0:.1f} s)")
             if args.plot:
-                from eventgrad.training_plots import plot_xor
+                from eventgrad.experiments.training_plots import plot_xor
                 plot_xor(task, res.network, f"xor_{method}_seed{seed}.png")
             out[(method, seed)] = s["accuracy"]
         print(f"{method}: 100 % on {solved} of {args.seeds} seeds")

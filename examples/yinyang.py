@@ -42,7 +42,7 @@ def main(argv=None) -> dict:
               f"{100 * s['validation_accuracy']:.2f} %, train {100 * s['train_accuracy']:.2f} "
               f"%), {s['seconds_per_epoch']:.2f} s per epoch")
         if seed == 0 and args.plot:
-            from eventgrad.training_plots import plot_yinyang
+            from eventgrad.experiments.training_plots import plot_yinyang
             plot_yinyang(task, res.history, res.network, args.plot)
     print(f"test accuracy over {args.seeds} seed(s): {100 * np.mean(acc):.2f} +- "
           f"{100 * np.std(acc):.2f} %")

@@ -61,7 +61,7 @@ def loss_value(net, spikes, loss, t_max, target=None):
     the loss."""
     import torch
 
-    from eventgrad.gradients import readout_values
+    from eventgrad.event.gradients import readout_values
 
     res = eg.simulate(net, spikes, t_max)
     results = [res] if isinstance(spikes, eg.Spikes) else list(res)

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from eventgrad import cli
+from eventgrad.experiments import cli
 
 COMMANDS = {"forward": "_forward", "demo": "_demo", "crosscheck": "_crosscheck",
             "figure1": "_figure1", "xor": "_xor", "timing": "_timing", "yinyang": "_yinyang"}
@@ -117,7 +117,8 @@ def test_clip_zero_is_off_as_in_train(tmp_path):
 @pytest.mark.parametrize("argv", [["forward", "--batch", "2"],
                                   ["xor", "--epochs", "1", "--no-progress"]])
 def test_json_records_the_environment(argv, tmp_path):
-    """Every JSON a command writes says where it ran (eventgrad.provenance.environment)."""
+    """Every JSON a command writes says where it ran
+    (eventgrad.experiments.provenance.environment)."""
     import numpy as np
 
     import eventgrad

@@ -14,7 +14,7 @@ import pytest
 
 import eventgrad as eg
 from eventgrad import crosscheck as cc
-from eventgrad.cli import main
+from eventgrad.experiments.cli import main
 from eventgrad.losses import FirstSpikeCrossEntropy
 from eventgrad.tasks import Task, temporal_xor, xor_2_2_2
 

@@ -64,8 +64,8 @@ import torch
 import eventgrad as eg
 from eventgrad import discrete
 from eventgrad.losses import FirstSpikeCrossEntropy, MaxVoltageCrossEntropy, SpikeTimeMSE
-from eventgrad.readout import max_voltage
-from eventgrad.surrogates import SURROGATES, Surrogate, spike
+from eventgrad.event.readout import max_voltage
+from eventgrad.discrete.surrogates import SURROGATES, Surrogate, spike
 
 DTS = np.array([0.2, 0.1, 0.05, 0.025])   # ms; t_max / dt is an integer for all of them
 TAUS = [(20.0, 5.0), (10.0, 10.0)]

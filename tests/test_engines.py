@@ -121,7 +121,7 @@ def test_closest_approach_untracked_changes_nothing_else(seed, engine):
     """Without the closest approach (the training paths' setting) the records and every other
     diagnostic are the same, bit for bit, and the closest approach reads nan."""
     from eventgrad.event.plan import plan_for
-    from eventgrad.simulate import simulate_plan
+    from eventgrad.event.simulate import simulate_plan
 
     rng = np.random.default_rng(700 + seed)
     net = _layered_net(rng)
@@ -161,8 +161,8 @@ def test_layered_refuses_what_it_does_not_cover():
 def test_layered_adjoint_matches_general(seed):
     """On the same forward records, the layered adjoint and the general one agree to 1e-12
     (relative to the largest entry), probes on silent neurons included."""
-    from eventgrad.adjoint import VoltageProbe, backward
-    from eventgrad.readout import AT_ARRIVAL, AT_END, max_voltage
+    from eventgrad.event.adjoint import VoltageProbe, backward
+    from eventgrad.event.readout import AT_ARRIVAL, AT_END, max_voltage
 
     rng = np.random.default_rng(400 + seed)
     net = _layered_net(rng)
@@ -276,7 +276,7 @@ def test_unknown_engine():
 @pytest.mark.parametrize("kind", ["feedforward", "recurrent"])
 @pytest.mark.parametrize("seed", range(4))
 def test_general_adjoint_equals_reference(kind, seed):
-    from eventgrad.adjoint import VoltageProbe, backward
+    from eventgrad.event.adjoint import VoltageProbe, backward
 
     rng = np.random.default_rng(100 + seed)
     net = _random_net(rng, kind)
@@ -289,7 +289,7 @@ def test_general_adjoint_equals_reference(kind, seed):
     except eg.EventLimitError:
         return
     g_t = rng.normal(size=len(res.records))
-    from eventgrad.readout import AT_ARRIVAL, AT_END, max_voltage
+    from eventgrad.event.readout import AT_ARRIVAL, AT_END, max_voltage
 
     mv = max_voltage(res, readout)
     probe = VoltageProbe(readout.index, np.arange(2), mv.times, rng.normal(size=2),
@@ -307,9 +307,9 @@ def test_general_adjoint_equals_reference(kind, seed):
 def test_batch_backward_equals_per_sample_reference(kind, readout):
     """The batched compiled backward (chunks of samples on threads) gives the per-sample
     reference adjoint's gradients, summed; and is independent of the number of threads."""
-    from eventgrad.adjoint import backward, probes_of_sample
+    from eventgrad.event.adjoint import backward, probes_of_sample
     from eventgrad.event.engines import Probes
-    from eventgrad.gradients import Readout, backward_batch
+    from eventgrad.event.gradients import Readout, backward_batch
     from eventgrad.losses import FirstSpikeCrossEntropy, MaxVoltageCrossEntropy
 
     rng = np.random.default_rng(11)
@@ -351,7 +351,7 @@ def test_batch_backward_equals_per_sample_reference(kind, readout):
 def test_cached_plan_follows_weights_and_delays():
     """The plan is cached on the network: a new weight or delay must be used, and a result
     keeps the weights it was simulated with; in-place writes are refused."""
-    from eventgrad.adjoint import backward
+    from eventgrad.event.adjoint import backward
 
     rng = np.random.default_rng(5)
     net = _random_net(rng, "feedforward")
@@ -387,7 +387,7 @@ def test_cached_plan_follows_weights_and_delays():
 def test_max_voltage_matches_dense_replay(seed):
     """The compiled maximum of V of a readout against V replayed by the closed form on a
     dense grid plus every arrival time (SimulationResult.voltage, an independent path)."""
-    from eventgrad.readout import AT_ARRIVAL, AT_END, AT_PEAK, arrivals_into, max_voltage
+    from eventgrad.event.readout import AT_ARRIVAL, AT_END, AT_PEAK, arrivals_into, max_voltage
 
     rng = np.random.default_rng(50 + seed)
     net = _random_net(rng, "feedforward")
@@ -416,8 +416,8 @@ def test_max_voltage_is_the_first_largest_point_in_time_order(seed):
     every candidate point in time order (the start, each interval's interior maximum from the
     closed-form peak time, each left limit at an arrival, the end), a later point kept only if
     strictly larger. The states come from readout.arrivals_into (numpy sums)."""
-    from eventgrad.event.physics import decay, flow, peak_time, rate, voltage
-    from eventgrad.readout import AT_ARRIVAL, AT_END, AT_PEAK, AT_START, arrivals_into, \
+    from eventgrad.model.physics import decay, flow, peak_time, rate, voltage
+    from eventgrad.event.readout import AT_ARRIVAL, AT_END, AT_PEAK, AT_START, arrivals_into, \
         max_voltage
 
     rng = np.random.default_rng(70 + seed)
@@ -472,6 +472,24 @@ def test_stale_cache_files_are_removed(tmp_path):
     (tmp_path / comp._STAMP).write_text("this-hash\nlayered event engine\n")
     comp._check(str(tmp_path), "this-hash")
     assert stale.exists() and "layered event engine" in comp._compiled
+
+
+def test_engine_stamp_covers_the_physics_the_kernels_inline():
+    """The closed forms live beside the model (eventgrad.model.physics), outside the engine's
+    folder, and the engines inline them: the stamp's hash must change with that file too."""
+    import os
+
+    from eventgrad.event import compile as comp
+    from eventgrad.model import physics
+
+    assert os.path.abspath(physics.__file__) in [os.path.abspath(p) for p in comp._CALLED]
+    real = comp.source_hash()
+    saved = comp._CALLED
+    try:
+        comp._CALLED = ()
+        assert comp.source_hash() != real
+    finally:
+        comp._CALLED = saved
 
 
 def test_batch_of_results_needs_one_set_of_weights():

@@ -230,7 +230,7 @@ def test_shallow_crossing_warns_once_with_the_tolerance():
     gradient, before without any warning. From the closed form of
     test_near_grazing_gradient_is_large_and_finite: s = sqrt((w - 4)/w) (w - 4 is exact),
     y = (1 + s)/2, t = -tm log y, slope I - theta = w y^2 - 1, dt/dw = -tm / (w^2 s y)."""
-    from eventgrad.adjoint import NEAR_GRAZING_SLOPE, GrazingWarning
+    from eventgrad.event.adjoint import NEAR_GRAZING_SLOPE, GrazingWarning
 
     tm, w = 20.0, 4.0 * (1 + 1e-12)
     s = np.sqrt((w - 4.0) / w)
@@ -265,7 +265,7 @@ def test_batch_min_crossing_slope_is_the_records_smallest_slope(engine):
     """The warning's shortcut (``min_slope``): the batch's smallest slope from the forward
     pass's diagnostics equals the smallest ``I - threshold`` of its records, and ``inf``
     without spikes."""
-    from eventgrad.adjoint import shallow_crossings
+    from eventgrad.event.adjoint import shallow_crossings
 
     net = eg.Network.feedforward([4, 12, 3], eg.LIF(10.0, 4.0), seed=3)
     rng = np.random.default_rng(3)
@@ -285,7 +285,7 @@ def test_grazing_warning_once_per_call_and_no_global_filter_left():
     import threading
     from pathlib import Path
 
-    from eventgrad.adjoint import GrazingWarning
+    from eventgrad.event.adjoint import GrazingWarning
 
     nrn = eg.LIF(20.0, 5.0)
     w = 1.0 / float(nrn.kernel(nrn.peak_time(0.0, 1.0)))   # peak exactly at threshold
@@ -355,7 +355,7 @@ def test_dead_neuron_rule_gradient_matches_differences():
     penalty reaches only the input weights of the dead neurons."""
     import torch
 
-    from eventgrad.gradients import read
+    from eventgrad.event.gradients import read
     from eventgrad.losses import dead_neuron_penalty
     from eventgrad.torch import eventprop
 
@@ -422,7 +422,7 @@ def test_dead_neuron_rule_gradient_matches_differences():
 def test_max_voltage_neurons_mask():
     """``neurons`` restricts max_voltage to a subset: the same values there, nan elsewhere;
     a mask of the wrong shape or type is an error that names it."""
-    from eventgrad.readout import max_voltage
+    from eventgrad.event.readout import max_voltage
 
     rng = np.random.default_rng(3)
     net = eg.Network.feedforward([3, 5], eg.LIF(20.0, 5.0), weights=[rng.uniform(0, 1, (3, 5))])

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import eventgrad as eg
-from eventgrad.neuron import KERNEL_SWITCH
+from eventgrad.model.neuron import KERNEL_SWITCH
 
 from mpclosed import peak_mp
 
@@ -474,7 +474,7 @@ def test_spike_time_within_rounding_of_a_40_digit_root(tm, ts):
     ~eps |V| tau_mem, divided by the slope tau_mem dV/dt = I - threshold)."""
     import mpmath as mp
 
-    from eventgrad.event import physics
+    from eventgrad.model import physics
 
     mp.mp.dps = 40
     rng = np.random.default_rng(int(tm * 7 + ts * 3))
@@ -511,7 +511,7 @@ def test_candidate_bounds_are_upper_bounds_of_the_maximum(tm, ts):
     ``interior_bound`` of an interior maximum of an interval of length D from its end value,
     both never below the maximum of V on the interval (30-digit closed form), and
     ``peak_bound`` at most 0.2 I0 above it (its documented looseness)."""
-    from eventgrad.event import physics
+    from eventgrad.model import physics
 
     rng = np.random.default_rng(11)
     for _ in range(200):
@@ -536,7 +536,7 @@ def test_spike_time_near_a_grazing_peak(excess):
     at or above threshold and lies within the band around the 40-digit root."""
     import mpmath as mp
 
-    from eventgrad.event import physics
+    from eventgrad.model import physics
 
     mp.mp.dps = 40
     tm, ts, th = 20.0, 5.0, 1.0
@@ -569,7 +569,7 @@ def test_first_float_above_threshold_from_far_below():
     """The solver's last stage started 10^4 floats below the crossing (past its single-float
     steps): it returns a float at or above threshold whose predecessor is below, at the
     crossing of a steep rise (a band of one float), the first such float."""
-    from eventgrad.event import physics
+    from eventgrad.model import physics
 
     tm, ts, th = 20.0, 5.0, 1.0
     g = (tm - ts) / (tm * ts)

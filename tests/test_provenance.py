@@ -1,6 +1,6 @@
 """What a run records about where it ran, and the reproducibility eventgrad states
-(:mod:`eventgrad.provenance`): same machine and software, bit-identical results, whatever the
-number of engine threads."""
+(:mod:`eventgrad.experiments.provenance`): same machine and software, bit-identical results,
+whatever the number of engine threads."""
 
 import json
 import platform
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import eventgrad as eg
-from eventgrad import provenance
+from eventgrad.experiments import provenance
 
 
 def test_environment_names_the_software_and_machine():

@@ -17,7 +17,7 @@ def test_single_input_equal_taus_matches_lambert_w():
 
 
 def test_cli_forward_runs(capsys):
-    from eventgrad.cli import main
+    from eventgrad.experiments.cli import main
 
     assert main(["forward", "--hidden", "20", "--batch", "2"]) == 0
     out = capsys.readouterr().out
@@ -28,7 +28,7 @@ def test_cli_demo_main_job(tmp_path, capsys):
     """The README's main job (shortened): cross-check table and both training paths."""
     import json
 
-    from eventgrad.cli import main
+    from eventgrad.experiments.cli import main
 
     out = tmp_path / "demo.json"
     assert main(["demo", "--epochs", "25", "--dt", "0.5", "--json", str(out)]) == 0

@@ -13,7 +13,7 @@ import pytest
 
 import eventgrad as eg
 from eventgrad.event import batch
-from eventgrad.gradients import Readout, backward_batch
+from eventgrad.event.gradients import Readout, backward_batch
 from eventgrad.losses import FirstSpikeCrossEntropy
 
 

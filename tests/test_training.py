@@ -14,8 +14,9 @@ import pytest
 import torch
 
 import eventgrad as eg
-from eventgrad import cli, tasks, training
-from eventgrad.surrogates import Surrogate
+from eventgrad import tasks, training
+from eventgrad.experiments import cli
+from eventgrad.discrete.surrogates import Surrogate
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

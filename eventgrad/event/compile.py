@@ -9,8 +9,10 @@ from numba's cache in later processes. Two things are added here:
 * **No stale code.** numba checks a cached kernel against its own source file only; a kernel in
   one file that calls a function of another file keeps the old compiled callee when only that
   other file changed (an editable install after ``git pull``). So a stamp in the cache folder
-  records a hash of every engine source file (and the numba and Python versions); when it
-  differs, the engine's cache files are deleted before anything is compiled.
+  records a hash of every engine source file and of the closed forms they call
+  (:mod:`eventgrad.model.physics`), with the numba and Python versions; when it differs, the
+  engine's cache files are deleted before anything is compiled. (The physics' own kernels call
+  nothing of another file, so numba's own check keeps them right.)
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import sys
 __all__ = ["announce", "source_hash", "cache_dir"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
+#: Source files outside this folder that the engines compile into their kernels.
+_CALLED = (os.path.join(os.path.dirname(_HERE), "model", "physics.py"),)
 _STAMP = "eventgrad-engine.stamp"
 _stamp: str | None = None   # the sources' hash, once this process has checked the cache
 _compiled: set[str] = set()
@@ -33,7 +37,7 @@ def source_hash() -> str:
     import numba
 
     h = hashlib.sha256(f"{numba.__version__} {sys.version}".encode())
-    for path in sorted(glob.glob(os.path.join(_HERE, "*.py"))):
+    for path in sorted(glob.glob(os.path.join(_HERE, "*.py"))) + list(_CALLED):
         with open(path, "rb") as f:
             h.update(os.path.basename(path).encode() + f.read())
     return h.hexdigest()[:20]

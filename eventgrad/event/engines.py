@@ -9,7 +9,7 @@
 * ``"general"``: the compiled event queue (:mod:`eventgrad.event.general`), any topology;
 * ``"reference"``: the readable Python engine (:mod:`eventgrad.event.reference`).
 
-All four compute the same spikes from the same physics (:mod:`eventgrad.event.physics`); the
+All four compute the same spikes from the same physics (:mod:`eventgrad.model.physics`); the
 compiled ones run a whole batch in one call on :func:`get_num_threads` threads
 (:mod:`eventgrad.event.batch`). The forward pass of any engine can be differentiated by the
 adjoint of any other: the adjoint rebuilds what it needs from the spike records.

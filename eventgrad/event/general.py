@@ -12,7 +12,7 @@ The algorithm is the reference engine's (:mod:`eventgrad.event.reference`), over
   and solved only if that entry reaches the front of the queue still valid, from the state
   stored at prediction time, so the spike time is the one an immediate solve gives; most
   predictions are superseded by a later arrival and never solved;
-* every closed form comes from :mod:`eventgrad.event.physics`, as in the reference engine, so
+* every closed form comes from :mod:`eventgrad.model.physics`, as in the reference engine, so
   the two agree bit for bit wherever numpy's vectorised exponentials agree with the C
   library's (cross-tested).
 
@@ -31,7 +31,7 @@ from numba import njit
 from .diagnostics import (D_EVENTS, D_IMMEDIATE, D_LATE, D_PRED, D_SOLVES, D_SPIKES,
                           F_CLOSEST, F_FAIL, F_SLOPE, N_INT, closest_start)
 from .order import ARRIVAL, PROBE, PROBE_END, RELEASE, SPIKE
-from .physics import (arrival_adjoint, crossing_lower_bound, decay, flow, flow_adjoint,
+from ..model.physics import (arrival_adjoint, crossing_lower_bound, decay, flow, flow_adjoint,
                       max_on_interval, release_adjoint, solve_crossing, spike_adjoint)
 
 __all__ = ["forward_sample", "backward_sample"]

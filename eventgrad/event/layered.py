@@ -9,7 +9,7 @@ between them with every neuron at once. The flow coefficients ``exp(-D/tau)`` an
 interval are shared by the population; only a neuron that may reach threshold
 (:func:`_classify`) or is refractory goes through the scalar rule
 (:func:`_step`), which finds its crossings with
-:func:`~eventgrad.event.physics.crossing` exactly as the general engine does. No queue, no heap.
+:func:`~eventgrad.model.physics.crossing` exactly as the general engine does. No queue, no heap.
 
 The adjoint runs the populations in reverse topological order, each backward over the same
 intervals with the transposed flow, a neuron's own events (spikes, releases, loss probes) taken
@@ -31,7 +31,7 @@ from numba import njit
 from .diagnostics import (D_EVENTS, D_IMMEDIATE, D_LATE, D_PRED, D_SOLVES, D_SPIKES,
                           F_CLOSEST, F_FAIL, F_SLOPE, N_INT, closest_start)
 from .arrivals import arrivals_into, by_population, is_sorted, stable_order
-from .physics import (arrival_adjoint, crossing, decay, flow, flow_adjoint, interior_bound,
+from ..model.physics import (arrival_adjoint, crossing, decay, flow, flow_adjoint, interior_bound,
                       is_candidate, max_on_interval, may_cross, peak_bound, release_adjoint,
                       solve_rising, spike_adjoint)
 
@@ -56,7 +56,7 @@ def _grown(rt, ri, rc, rr):
 def _sort(V0, I0, V1, I1, t0, t1, t_max, tm, ts, g, th, closest):
     """The rule of an interval from ``(V0, I0)`` at ``t0`` to ``(V1, I1)`` at ``t1`` (no event
     in between). Returns ``(candidate, closest)``: whether it may reach ``th``
-    (:func:`~eventgrad.event.physics.is_candidate`; the full test of :func:`_step` decides),
+    (:func:`~eventgrad.model.physics.is_candidate`; the full test of :func:`_step` decides),
     and otherwise the closest approach updated (:func:`_closest`)."""
     bound = peak_bound(V0, I0, tm, ts)
     if is_candidate(V0, I0, V1, I1, bound, th):
@@ -67,8 +67,8 @@ def _sort(V0, I0, V1, I1, t0, t1, t_max, tm, ts, g, th, closest):
 @njit(inline="always", **_JIT)
 def _classify(V0, I0, V1, I1, released, inv_em, t0, t1, t_max, tm, ts, g, th, closest):
     """:func:`_sort` for a neuron that is not held, with the division-free
-    :func:`~eventgrad.event.physics.interior_bound` tried first and
-    :func:`~eventgrad.event.physics.peak_bound` only where it does not settle the test (the
+    :func:`~eventgrad.model.physics.interior_bound` tried first and
+    :func:`~eventgrad.model.physics.peak_bound` only where it does not settle the test (the
     same decision: an interior maximum is a candidate only if both bounds reach threshold).
     ``released``: its refractory period ends in the interval (then it is a candidate)."""
     rising = I0 > V0 and I0 > 0.0

@@ -1,7 +1,7 @@
 """The reference engine: the algorithm in plain Python, forward and adjoint.
 
 This is the readable statement of what the compiled engines do, and what they are tested
-against. It calls the same physics (:mod:`eventgrad.event.physics`); only the bookkeeping is
+against. It calls the same physics (:mod:`eventgrad.model.physics`); only the bookkeeping is
 its own.
 
 Forward: a sorted queue (:class:`sortedcontainers.SortedList`) holds input spikes, synaptic
@@ -22,7 +22,7 @@ import math
 import numpy as np
 from sortedcontainers import SortedList
 
-from . import physics
+from ..model import physics
 from .order import ARRIVAL, PROBE, PROBE_END, RELEASE, SPIKE
 
 __all__ = ["EventLimitError", "forward", "backward"]

@@ -2,7 +2,7 @@
 
 Between two arrivals V is a sum of two exponentials with at most one extremum, so the maximum
 of V over ``[0, t_max]`` is the largest of: ``V(0) = 0`` (``AT_START``), the interior peaks where
-``dV/dt = 0`` (``AT_PEAK``, from :func:`~eventgrad.event.physics.peak_time`), the left limits at
+``dV/dt = 0`` (``AT_PEAK``, from :func:`~eventgrad.model.physics.peak_time`), the left limits at
 the arrival times (``AT_ARRIVAL``: V is continuous there but ``dV/dt`` jumps) and ``V(t_max)``
 (``AT_END``). Every distinct arrival time into the population is an interval edge. The earliest
 position is kept when the maximum is reached more than once. ``vdot_left`` (dV/dt just before
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .physics import decay, flow, peak_bound, peak_time, voltage
+from ..model.physics import decay, flow, peak_bound, peak_time, voltage
 
 __all__ = ["AT_START", "AT_PEAK", "AT_ARRIVAL", "AT_END", "max_voltage_neurons"]
 
@@ -32,7 +32,7 @@ def max_voltage_neurons(P, W, q, sel, at, aj, am, ag, t_max, out_v, out_t, out_k
     ``(at, aj, am, ag)`` (:func:`eventgrad.event.arrivals.arrivals_into`), assuming they do
     not spike: writes ``(value, time, kind, vdot_left)`` of neuron ``sel[u]`` into
     ``out_*[u]``. The flow coefficients of an interval are shared by the neurons; an interior
-    peak is located only where :func:`~eventgrad.event.physics.peak_bound` could beat the
+    peak is located only where :func:`~eventgrad.model.physics.peak_bound` could beat the
     maximum so far."""
     N = P.pop_size[q]
     tm, ts, g = P.p_tm[q], P.p_ts[q], P.p_g[q]

@@ -54,8 +54,8 @@ def environment() -> dict:
     batches are launched on threads (:func:`eventgrad.event.batch.launcher`; results do not
     depend on it) and, if torch is already imported, its intra-op thread count (torch is not
     imported for this)."""
-    from .event.batch import launcher
-    from .event.engines import available_cpus, get_num_threads
+    from ..event.batch import launcher
+    from ..event.engines import available_cpus, get_num_threads
 
     torch = sys.modules.get("torch")
     return {

@@ -3,7 +3,7 @@
 One event loop serves every topology (feed-forward, recurrent, with delays): input spikes,
 synaptic arrivals, predicted threshold crossings and refractory releases are taken in time
 order, ties in the order of :mod:`eventgrad.event.order`, and every spike time is found from the
-closed form (:mod:`eventgrad.event.physics`), never on a grid. The engines
+closed form (:mod:`eventgrad.model.physics`), never on a grid. The engines
 (:mod:`eventgrad.event.engines`: ``"fast"`` picks the layered fast path or the general compiled
 queue, ``"reference"`` is the readable Python statement of the algorithm) give the same spikes.
 """
@@ -15,14 +15,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .event import engines
-from .event.diagnostics import F_FAIL
-from .event.plan import plan_for
-from .event.reference import EventLimitError, limit_message
-from .event import reference
-from .network import Network
+from . import engines
+from .diagnostics import F_FAIL
+from .plan import plan_for
+from .reference import EventLimitError, limit_message
+from . import reference
+from ..model.network import Network
 from .result import BatchResult, Diagnostics, SimulationResult, SpikeRecord
-from .spikes import Spikes
+from ..model.spikes import Spikes
 
 __all__ = ["simulate", "EventLimitError", "DEFAULT_MAX_EVENTS", "ENGINES"]
 

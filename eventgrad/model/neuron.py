@@ -7,7 +7,7 @@ neuron obeys::
     tau_mem dV/dt = -V + I        tau_syn dI/dt = -I
 
 The formulas (closed-form flow, kernel, maximum of V, spike-time solver) are written once, in
-:mod:`eventgrad.event.physics`, where their numerical forms and the spike-time rule are
+:mod:`eventgrad.model.physics`, where their numerical forms and the spike-time rule are
 documented; :class:`LIF`'s methods apply those same compiled functions element by element to
 numpy arrays, so what they return is exactly what every engine computes.
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .event import physics
+from . import physics
 
 __all__ = ["LIF", "KERNEL_SWITCH"]
 
@@ -159,7 +159,7 @@ class LIF:
         """Root of ``V(D) = threshold`` on ``[0, D_end]`` for scalars.
 
         Preconditions (checked by :meth:`next_crossing`): ``V0 < threshold <= V(D_end)`` and V
-        increasing on ``[0, D_end]``. See :func:`eventgrad.event.physics.solve_crossing` for
+        increasing on ``[0, D_end]``. See :func:`eventgrad.model.physics.solve_crossing` for
         its rule.
         """
         return float(physics.solve_crossing(float(V0), float(I0), float(D_end), self.tau_mem,

@@ -13,7 +13,7 @@ from typing import Union
 
 import numpy as np
 
-from ._checks import float_array
+from .._checks import float_array
 from .neuron import LIF
 
 __all__ = ["Network", "Population", "InputPopulation", "Projection", "default_weight_init"]

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .network import InputPopulation, Network
-from .spikes import Spikes
+from ..model.network import InputPopulation, Network
+from ..model.spikes import Spikes
 
 __all__ = ["Diagnostics", "SpikeRecord", "SimulationResult", "BatchResult"]
 
@@ -62,7 +62,7 @@ class Diagnostics:
     def from_arrays(di: np.ndarray, df: np.ndarray) -> "Diagnostics":
         """Counts summed and extremes taken over the rows of a compiled engine's diagnostics
         (``(k, N_INT)`` and ``(k, N_FLOAT)``, columns of :mod:`eventgrad.event.diagnostics`)."""
-        from .event import diagnostics as c
+        from . import diagnostics as c
 
         return Diagnostics(n_events=int(di[:, c.D_EVENTS].sum()),
                            n_spikes=int(di[:, c.D_SPIKES].sum()),
@@ -168,7 +168,7 @@ class SimulationResult:
         self.diagnostics = diagnostics
         self.engine = engine
         if plan is None:
-            from .event.plan import plan_for
+            from .plan import plan_for
             plan = plan_for(network, weights, delays)
         self.plan = plan
 
@@ -335,7 +335,7 @@ class BatchResult(Sequence):
     def flat_inputs(self):
         """The input spikes of the batch, flat (:class:`eventgrad.event.engines.FlatInputs`)."""
         if getattr(self, "_flat_inputs", None) is None:
-            from .event.engines import FlatInputs
+            from .engines import FlatInputs
             self._flat_inputs = FlatInputs.of(self.inputs)
         return self._flat_inputs
 
@@ -343,7 +343,7 @@ class BatchResult(Sequence):
     def records(self):
         """All spikes of the batch, flat (:class:`eventgrad.event.engines.BatchRecords`)."""
         if self._records is None:
-            from .event.engines import BatchRecords
+            from .engines import BatchRecords
             self._records = BatchRecords.concat([r.records for r in self._results])
         return self._records
 
@@ -372,7 +372,7 @@ class BatchResult(Sequence):
     def first_spike_indices(self, pop) -> np.ndarray:
         """Index into :attr:`records` (flat) of each neuron's first spike, ``(batch, n)``;
         -1 where silent."""
-        from .event.batch import first_spikes
+        from .batch import first_spikes
 
         p = self.network.population(pop)
         if isinstance(p, InputPopulation):
@@ -409,7 +409,7 @@ class BatchResult(Sequence):
         spikes): :attr:`diagnostics`' value, read without building them."""
         if self._diag is None:
             return self.diagnostics.min_crossing_slope
-        from .event.diagnostics import F_SLOPE
+        from .diagnostics import F_SLOPE
 
         df = self._diag[1]
         return float(df[:, F_SLOPE].min()) if len(df) else float("inf")

@@ -61,14 +61,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._json import plain
+from .._json import plain
 from .provenance import environment
-from .gradients import readout_values
-from .losses import dead_neuron_penalty
-from .network import InputPopulation, Network
-from .neuron import LIF
-from .simulate import DEFAULT_MAX_EVENTS, simulate
-from .surrogates import Surrogate
+from ..event.gradients import readout_values
+from ..losses import dead_neuron_penalty
+from ..model.network import InputPopulation, Network
+from ..model.neuron import LIF
+from ..event.simulate import DEFAULT_MAX_EVENTS, simulate
+from ..discrete.surrogates import Surrogate
 
 __all__ = ["TrainResult", "train", "EventPropStep", "adam", "evaluate", "newton_refine", "save",
            "load", "network_to_dict", "network_from_dict"]
@@ -204,7 +204,7 @@ class EventPropStep:
 
     def __init__(self, network: Network, loss, t_max: float, params, revive: float = 0.0,
                  engine: str = "fast") -> None:
-        from .torch import _options
+        from ..torch import _options
 
         self.network, self.loss, self.params, self.revive = network, loss, list(params), revive
         out_pop = network.population(loss.pop)
@@ -217,10 +217,10 @@ class EventPropStep:
                              engine)
 
     def __call__(self, batch, target) -> tuple[float, float]:
-        from .gradients import backward_batch
-        from .losses import dead_neuron_penalty_grad
-        from .simulate import _validate_inputs
-        from .torch import run_forward
+        from ..event.gradients import backward_batch
+        from ..losses import dead_neuron_penalty_grad
+        from ..event.simulate import _validate_inputs
+        from ..torch import run_forward
 
         batch, _ = _validate_inputs(self.network, list(batch))
         fwd = run_forward(self.opts, batch, self.params)
@@ -466,7 +466,7 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
             L, L_step = step([task.inputs[i] for i in idx], task.loss_target(idx))
             return torch.tensor(L), torch.tensor(L_step)
     else:
-        from . import discrete
+        from .. import discrete
 
         def batch_loss(idx):
             r = discrete.run(net, [task.inputs[i] for i in idx], task.t_max, dt,
@@ -602,14 +602,14 @@ def _spike_times(task, network: Network, method: str, dt: float, options: dict,
                  params=None) -> torch.Tensor:
     """First-spike times of the loss's population (silent: ``t_silent``), (batch, n)."""
     if method == "eventprop":
-        from .torch import eventprop
+        from ..torch import eventprop
         (t,) = eventprop(network.copy(), task.inputs, task.t_max,
                          params if params is not None else
                          [torch.from_numpy(w) for w in network.get_weights()],
                          readouts=(("first_spike", task.loss.pop),), t_silent=task.loss.t_silent,
                          silent_slope=getattr(task.loss, "silent_slope", 0.0))
         return t
-    from . import discrete
+    from .. import discrete
     r = discrete.run(network, task.inputs, task.t_max, dt, weights=params, **options)
     return discrete.readout_tensor(r, network, task.loss)
 

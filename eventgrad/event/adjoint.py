@@ -88,7 +88,7 @@ def warn_grazing(n_grazing: int, records, network, stacklevel: int,
         if not n:
             return
         msg = (f"{n} spike(s) crossed threshold with slope I - threshold below "
-               f"NEAR_GRAZING_SLOPE = {NEAR_GRAZING_SLOPE:g} (eventgrad.adjoint; smallest "
+               f"NEAR_GRAZING_SLOPE = {NEAR_GRAZING_SLOPE:g} (eventgrad.event.adjoint; smallest "
                f"{smallest:.3g}): their exact gradient, proportional to 1/(I - threshold), is "
                "very large, and a small change of the parameters can make the spike vanish")
     warnings.warn(msg, GrazingWarning, stacklevel=stacklevel + 1)
@@ -149,7 +149,7 @@ class SampleGradients:
 
 def _flat_probes(probes):
     """VoltageProbes of one sample as the engines' flat :class:`Probes`."""
-    from .event.engines import Probes
+    from .engines import Probes
 
     parts = [(np.zeros(len(q.neurons), dtype=np.int64),
               np.full(len(q.neurons), q.pop, dtype=np.int64), np.asarray(q.neurons),
@@ -200,7 +200,7 @@ def backward(result: SimulationResult, spike_time_grads: np.ndarray | None = Non
     ``n_grazing``, and a :class:`GrazingWarning` is issued; so it is (once per call) when a
     slope is below :data:`NEAR_GRAZING_SLOPE`.
     """
-    from .event import engines, reference
+    from . import engines, reference
 
     rec = result.records
     n_sp = len(rec)
@@ -215,7 +215,7 @@ def backward(result: SimulationResult, spike_time_grads: np.ndarray | None = Non
     if engine == "reference":
         gw, gd, g_in, g_out, n = reference.backward(result, g_t, list(probes))
     else:
-        from .event.engines import BatchRecords, FlatInputs
+        from .engines import BatchRecords, FlatInputs
         out = engines.backward(plan, BatchRecords.concat([rec]), g_t,
                                FlatInputs.of([result.inputs]), _flat_probes(probes),
                                result.t_max, engines.resolve(engine, plan))

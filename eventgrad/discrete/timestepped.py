@@ -54,11 +54,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .gradients import Gradients
-from .losses import Loss
-from .network import InputPopulation, Network
-from .simulate import _validate_inputs
-from .spikes import Spikes
+from ..event.gradients import Gradients
+from ..losses import Loss
+from ..model.network import InputPopulation, Network
+from ..event.simulate import _validate_inputs
+from ..model.spikes import Spikes
 from .surrogates import Surrogate, spike
 
 __all__ = ["simulate", "value_and_grad", "DiscreteResult", "DiscreteBatchResult",
@@ -184,7 +184,8 @@ def _check_options(dt, t_max, reset, update, inputs, surrogate, dtype, **flags):
     if inputs not in _INPUTS:
         raise ValueError(f"inputs must be one of {_INPUTS}, got {inputs!r}")
     if not isinstance(surrogate, Surrogate):
-        raise TypeError(f"surrogate must be an eventgrad.surrogates.Surrogate, got {surrogate!r}")
+        raise TypeError("surrogate must be an eventgrad.discrete.surrogates.Surrogate, got "
+                        f"{surrogate!r}")
     if dtype not in (torch.float64, torch.float32):
         raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype!r}")
     for name, flag in flags.items():

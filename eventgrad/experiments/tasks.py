@@ -55,11 +55,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .losses import FirstSpikeCrossEntropy, Loss, SpikeTimeMSE
-from .network import Network, _check_size
-from .neuron import LIF
-from .simulate import simulate
-from .spikes import Spikes
+from ..losses import FirstSpikeCrossEntropy, Loss, SpikeTimeMSE
+from ..model.network import Network, _check_size
+from ..model.neuron import LIF
+from ..event.simulate import simulate
+from ..model.spikes import Spikes
 
 __all__ = ["Task", "temporal_xor", "xor_2_2_2", "spike_timing", "yinyang", "yinyang_inputs"]
 
@@ -134,7 +134,7 @@ class Task:
         if self.loss.readout == "first_spike":
             t = res.first_spike_times(pop)
             return np.where(np.all(np.isinf(t), axis=1), -1, np.argmin(t, axis=1))
-        from .readout import max_voltage
+        from ..event.readout import max_voltage
         return np.stack([max_voltage(r, pop).values for r in res]).argmax(axis=1)
 
     def accuracy(self, network: Network | None = None) -> float:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .event.voltage_max import AT_ARRIVAL, AT_END, AT_PEAK, AT_START
-from .network import InputPopulation
+from .voltage_max import AT_ARRIVAL, AT_END, AT_PEAK, AT_START
+from ..model.network import InputPopulation
 from .result import BatchResult, SimulationResult
 
 __all__ = ["first_spike_indices", "MaxVoltage", "max_voltage", "max_voltage_batch",
@@ -129,8 +129,8 @@ def max_voltage_where(res: BatchResult, p, mask: np.ndarray, workers: int | None
     """The maxima of V of population ``p`` (a LIF population of ``res.network``) where
     ``mask`` (bool, ``(batch, p.size)``) is True, for a caller that knows those neurons did not
     spike on those samples (:func:`max_voltage_batch` checks it); nan / -1 elsewhere."""
-    from .event import batch as kernels
-    from .event.engines import threads_for
+    from . import batch as kernels
+    from .engines import threads_for
 
     B = len(res)
     out_f = np.full((B, p.size, 3), np.nan)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .simulate import simulate
+from ..event.simulate import simulate
 
 __all__ = ["plot_xor", "plot_timing", "plot_yinyang", "yinyang_decision_grid"]
 

@@ -55,9 +55,10 @@ _TASKS = {"xor": "temporal_xor", "xor222": "xor_2_2_2"}
 
 def _demo(args: argparse.Namespace) -> int:
     """The main job: temporal XOR trained by both gradient paths, and the cross-check table."""
-    from . import __version__, tasks, training
+    from .. import __version__
+    from . import tasks, training
     from . import crosscheck as cc
-    from .surrogates import Surrogate
+    from ..discrete.surrogates import Surrogate
 
     t_start = time.perf_counter()
     task = tasks.temporal_xor(args.seed)
@@ -128,7 +129,8 @@ def _one_thread(func):
 
 @_one_thread
 def _crosscheck(args: argparse.Namespace) -> int:
-    from . import __version__, tasks
+    from .. import __version__
+    from . import tasks
     from . import crosscheck as cc
 
     task = getattr(tasks, _TASKS[args.task])(args.seed)
@@ -159,7 +161,7 @@ def _crosscheck(args: argparse.Namespace) -> int:
 @_one_thread
 def _figure1(args: argparse.Namespace) -> int:
     from . import crosscheck as cc
-    from .surrogates import Surrogate
+    from ..discrete.surrogates import Surrogate
 
     if not args.plot and not args.json:
         print("figure1: nothing to write; give --plot PATH and/or --json PATH", file=sys.stderr)
@@ -199,7 +201,7 @@ def _figure1(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ training commands
 def _discrete_options(args: argparse.Namespace) -> dict:
-    from .surrogates import Surrogate
+    from ..discrete.surrogates import Surrogate
 
     if args.method != "surrogate":
         return {}
@@ -243,7 +245,8 @@ def _fmt_times(t) -> str:
 
 @_one_thread
 def _xor(args: argparse.Namespace) -> int:
-    from . import __version__, tasks, training
+    from .. import __version__
+    from . import tasks, training
 
     task = tasks.temporal_xor(args.seed, n_hidden=args.hidden)
     res = _train(task, args)
@@ -286,7 +289,8 @@ def _xor(args: argparse.Namespace) -> int:
 
 @_one_thread
 def _timing(args: argparse.Namespace) -> int:
-    from . import __version__, tasks, training
+    from .. import __version__
+    from . import tasks, training
 
     task = tasks.spike_timing(args.seed, n_inputs=args.inputs, n_patterns=args.patterns,
                               hidden=args.hidden, silent_slope=args.silent_slope)
@@ -337,7 +341,8 @@ def _timing(args: argparse.Namespace) -> int:
 
 @_one_thread
 def _yinyang(args: argparse.Namespace) -> int:
-    from . import __version__, tasks, training
+    from .. import __version__
+    from . import tasks, training
 
     if args.generator == "kriener" and args.data_seed is not None:
         raise SystemExit(f"eventgrad yinyang: --data-seed {args.data_seed} does not apply to "
@@ -517,7 +522,7 @@ _positive_ms = _real("finite and > 0 ms", lambda v: v > 0)
 
 def _training_args(p: argparse.ArgumentParser, epochs: int, lr: float, decay: float,
                    clip: float) -> None:
-    from ._constants import SURROGATES
+    from .._constants import SURROGATES
 
     p.add_argument("--method", choices=("eventprop", "surrogate"), default="eventprop",
                    help="exact gradients on the event engine, or surrogate gradients on the "
@@ -574,8 +579,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=str, default=None, help="write a JSON summary here")
     p.set_defaults(func=_forward)
 
-    from ._constants import DEFAULT_DTS, DEFAULT_SCALES, DEFAULT_SURROGATES
-    from ._constants import SURROGATES
+    from .._constants import DEFAULT_DTS, DEFAULT_SCALES, DEFAULT_SURROGATES
+    from .._constants import SURROGATES
 
     p = sub.add_parser("crosscheck", help="EventProp vs central differences vs surrogate "
                        "gradients on a task, over a grid of dt x surrogate x scale x reset")

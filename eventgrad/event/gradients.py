@@ -15,13 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .adjoint import warn_grazing
-from .event import engines
-from .network import Network
+from . import engines
+from ..model.network import Network
 from .readout import (AT_ARRIVAL, AT_END, MaxVoltage, as_batch, max_voltage_batch,
                       max_voltage_where)
 from .result import BatchResult, Diagnostics, SimulationResult
 from .simulate import DEFAULT_MAX_EVENTS, simulate
-from .spikes import Spikes
+from ..model.spikes import Spikes
 
 __all__ = ["Gradients", "Readout", "value_and_grad", "read", "readout_values",
            "backward_batch", "batch_backward", "READOUTS"]
@@ -45,11 +45,11 @@ class Gradients:
         with one array per sample for a batch.
     n_grazing : int
         Spikes at which the crossing slope was zero to rounding (see
-        :func:`eventgrad.adjoint.backward`); 0 in normal operation.
+        :func:`eventgrad.event.adjoint.backward`); 0 in normal operation.
     min_crossing_slope : float
         Smallest ``I - threshold`` over all spikes of the batch: small values mean large
         (exact) gradients from near-grazing crossings; below
-        :data:`eventgrad.adjoint.NEAR_GRAZING_SLOPE` the call issued a GrazingWarning.
+        :data:`eventgrad.event.adjoint.NEAR_GRAZING_SLOPE` the call issued a GrazingWarning.
     result : SimulationResult or BatchResult
         The forward pass the gradients belong to.
     """
@@ -170,8 +170,8 @@ def backward_batch(results, terms: list[tuple[Readout, np.ndarray]], engine: str
     Returns the flat gradients (:class:`eventgrad.event.engines.BackwardOutput`): dL/dw and
     dL/dd summed over the batch (flat like ``plan.W``; see ``plan.split``), dL/d(input time)
     and dL/dt of every record (flat), grazing spikes per sample. Issues one
-    :class:`~eventgrad.adjoint.GrazingWarning` for the batch (if ``warn``) if a crossing was
-    grazing or had a slope below :data:`eventgrad.adjoint.NEAR_GRAZING_SLOPE`.
+    :class:`~eventgrad.event.adjoint.GrazingWarning` for the batch (if ``warn``) if a crossing was
+    grazing or had a slope below :data:`eventgrad.event.adjoint.NEAR_GRAZING_SLOPE`.
     """
     res = as_batch(results)
     rec = res.records
@@ -198,7 +198,7 @@ def backward_batch(results, terms: list[tuple[Readout, np.ndarray]], engine: str
 def _reference_batch(res: BatchResult, g: np.ndarray, probes: engines.Probes
                      ) -> engines.BackwardOutput:
     from .adjoint import probes_of_sample
-    from .event import reference
+    from . import reference
 
     gw = np.zeros(res.plan.W.shape[0])
     gd = np.zeros_like(gw)
@@ -262,7 +262,7 @@ def value_and_grad(network: Network, spikes, loss, t_max: float, target=None,
     value : float — the loss (mean over the batch)
     grads : Gradients — of that mean
     """
-    from .losses import Loss
+    from ..losses import Loss
 
     if not isinstance(loss, Loss):
         raise TypeError(f"loss must be an eventgrad.losses.Loss, got {type(loss)}")

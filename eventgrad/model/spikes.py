@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._checks import TIMES_GRADIENT, float_array
+from .._checks import TIMES_GRADIENT, float_array
 
 __all__ = ["Spikes"]
 

@@ -73,13 +73,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._json import plain
-from .gradients import readout_values, value_and_grad
-from .losses import Loss
-from .network import InputPopulation, Network
-from .simulate import simulate
-from .spikes import Spikes
-from .surrogates import Surrogate
+from .._json import plain
+from ..event.gradients import readout_values, value_and_grad
+from ..losses import Loss
+from ..model.network import InputPopulation, Network
+from ..event.simulate import simulate
+from ..model.spikes import Spikes
+from ..discrete.surrogates import Surrogate
 
 __all__ = ["crosscheck", "central_differences", "loss_value", "compare", "format_table", "plot",
            "FDResult", "ROW_KEYS", "DEFAULT_DTS", "DEFAULT_SURROGATES", "DEFAULT_SCALES",
@@ -89,7 +89,7 @@ __all__ = ["crosscheck", "central_differences", "loss_value", "compare", "format
 ROW_KEYS = ("method", "dt", "surrogate", "scale", "detach_reset", "projection", "cosine",
             "norm_ratio", "rel_error", "sign_agreement", "n_discontinuous")
 #: Default grid of the discrete path: steps in ms, surrogate names, scales in 1/voltage.
-from ._constants import DEFAULT_DTS, DEFAULT_SCALES, DEFAULT_SURROGATES  # noqa: E402,F401
+from .._constants import DEFAULT_DTS, DEFAULT_SCALES, DEFAULT_SURROGATES  # noqa: E402,F401
 #: Entries of the reference smaller than this times its largest |entry| are left out of
 #: ``sign_agreement`` (their sign is noise, or they are exactly 0).
 SIGN_TOL = 1e-6
@@ -289,7 +289,7 @@ def crosscheck(network: Network, spikes, loss: Loss, t_max: float, target=None,
     t_max : float, ms
     target : labels or target times, as the loss needs
     dts : steps of the discrete path, ms
-    surrogates : names from :data:`eventgrad.surrogates.SURROGATES`
+    surrogates : names from :data:`eventgrad.discrete.surrogates.SURROGATES`
     scales : surrogate scales, 1/voltage
     detach_resets : values of the discrete path's ``detach_reset``
     fd : also compute central differences of the event engine (one row per projection)
@@ -303,7 +303,7 @@ def crosscheck(network: Network, spikes, loss: Loss, t_max: float, target=None,
     then the discrete rows ordered by dt, surrogate, scale, detach_reset; within each, one row
     per projection and a last one for ``"all"``.
     """
-    from . import discrete
+    from .. import discrete
 
     for name in surrogates:
         Surrogate(name, 1.0)  # validates the name before any work
@@ -533,7 +533,7 @@ def figure1(seed: int = 0, n_points: int = 41, train_steps: int = 150, lr: float
     Returns a plain dict (lists of floats) with these series, ``alpha``, the training history and
     the settings.
     """
-    from . import discrete
+    from .. import discrete
     from .tasks import xor_2_2_2
 
     task = xor_2_2_2(seed)
