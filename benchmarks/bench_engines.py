@@ -23,11 +23,11 @@ import json
 import time
 
 import numpy as np
+from eventgrad.tasks import yinyang_inputs
 
 import eventgrad as eg
 from eventgrad import datasets
 from eventgrad.losses import FirstSpikeCrossEntropy
-from eventgrad.tasks import yinyang_inputs
 
 
 def _yinyang():

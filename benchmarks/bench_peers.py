@@ -53,12 +53,12 @@ JAXSNN_WORKER = os.path.join(HERE, "peers", "jaxsnn_worker.py")
 def worker_step(data_path: str, n_batches: int, variant: str) -> None:
     """eventgrad's side of the timed training step (one process; prints one JSON line)."""
     import torch
+    from eventgrad.tasks import yinyang_inputs
+    from eventgrad.training import EventPropStep
 
     import eventgrad as eg
-    from eventgrad.losses import FirstSpikeCrossEntropy
-    from eventgrad.tasks import yinyang_inputs
     from eventgrad import training
-    from eventgrad.training import EventPropStep
+    from eventgrad.losses import FirstSpikeCrossEntropy
 
     torch.set_num_threads(1)
     data = np.load(data_path)

@@ -112,7 +112,8 @@ def throughput(name, sizes, nrn, batch, t_max, repeat, reps, dt, gains=(1.0, 1.0
 
 
 def startup():
-    code = ("import time; t0 = time.perf_counter(); import eventgrad as eg; t1 = time.perf_counter();"
+    code = ("import time; t0 = time.perf_counter(); import eventgrad as eg; "
+            "t1 = time.perf_counter();"
             "import numpy as np; from eventgrad.losses import FirstSpikeCrossEntropy;"
             "net = eg.Network.feedforward([5, 50, 3], eg.LIF(20.0, 5.0), seed=0);"
             "sp = [eg.Spikes([3.0, 7.0, 20.0, 27.0, 0.0], np.arange(5))];"
@@ -194,7 +195,7 @@ def cores():
     rng = np.random.default_rng(3)
     nrn = eg.LIF(12.0, 6.0)
     net = init_net([25, 100, 3], nrn, 0, (1.5, 0.5))
-    data, labels = yinyang_batch(rng, 64, 5)
+    data, _ = yinyang_batch(rng, 64, 5)
     loss = FirstSpikeCrossEntropy()
     from eventgrad.event import gradients
 

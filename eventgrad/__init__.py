@@ -6,16 +6,15 @@ do not import torch; the torch bridge (:mod:`eventgrad.torch`), the time-stepped
 training do.
 """
 
-from . import _moved
+from . import _moved, losses
+from .event.adjoint import GrazingWarning, VoltageProbe, backward
 from .event.engines import get_num_threads, set_num_threads
-from .model.network import InputPopulation, Network, Population, Projection, default_weight_init
-from .model.neuron import LIF
+from .event.gradients import Gradients, value_and_grad
 from .event.result import BatchResult, Diagnostics, SimulationResult, SpikeRecord
 from .event.simulate import DEFAULT_MAX_EVENTS, ENGINES, EventLimitError, simulate
+from .model.network import InputPopulation, Network, Population, Projection, default_weight_init
+from .model.neuron import LIF
 from .model.spikes import Spikes
-from . import losses
-from .event.adjoint import GrazingWarning, VoltageProbe, backward
-from .event.gradients import Gradients, value_and_grad
 
 __version__ = "0.1.0"
 

@@ -23,9 +23,14 @@ from torch import nn
 
 from .event.gradients import Readout, backward_batch
 from .event.plan import plan_for
+from .event.simulate import (
+    DEFAULT_MAX_EVENTS,
+    _check_max_events,
+    _check_t_max,
+    _validate_inputs,
+    simulate_plan,
+)
 from .model.network import Network, _as_delays, _as_weights
-from .event.simulate import DEFAULT_MAX_EVENTS, _check_max_events, _check_t_max, _validate_inputs, \
-    simulate_plan
 from .model.spikes import Spikes
 
 __all__ = ["BridgeOptions", "Forward", "EventPropFunction", "SpikingNetwork", "eventprop",

@@ -220,7 +220,7 @@ class RefResult:
     def currents(self, pop: int) -> list[np.ndarray]:
         """Pre-spike currents of each neuron of ``pop`` in time order."""
         out = [[] for _ in range(self.sizes[pop])]
-        for t, p, i, c in sorted(self.spikes, key=lambda s: s[0]):
+        for _, p, i, c in sorted(self.spikes, key=lambda s: s[0]):
             if p == pop:
                 out[i].append(c)
         return [np.array(x, dtype=np.float64) for x in out]

@@ -64,7 +64,7 @@ def test_every_output_path_is_checked_before_the_work(command, tmp_path, capsys,
     for opt in WRITES[command]:
         ext = {"json": ".json", "plot": ".png", "save": ""}[opt]
         missing = str(tmp_path / "no" / f"out{ext}")
-        code, text = _exit([command, f"--{opt}", missing], capsys)
+        code, _ = _exit([command, f"--{opt}", missing], capsys)
         assert code == f"eventgrad {command}: --{opt} {missing}" + (
             f" ({missing}.npz)" if opt == "save" else "") + \
             f": its directory {tmp_path / 'no'} does not exist"
@@ -143,8 +143,8 @@ def test_checkpoint_and_resume_on_the_command_line(tmp_path, capsys):
                                             "--json", str(b)])
     ha, hb = (json.loads(p.read_text())["history"] for p in (a, b))
     assert [h["loss"] for h in ha] == [h["loss"] for h in hb] and len(ha) == 4
-    code, msg = _exit(base + ["--resume"], capsys)
+    _, msg = _exit(base + ["--resume"], capsys)
     assert "--resume needs --checkpoint DIR" in msg
     (tmp_path / "file").write_text("x")
-    code, msg = _exit(base + ["--checkpoint", str(tmp_path / "file")], capsys)
+    _, msg = _exit(base + ["--checkpoint", str(tmp_path / "file")], capsys)
     assert "not a directory" in msg

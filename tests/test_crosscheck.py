@@ -11,12 +11,12 @@ import math
 
 import numpy as np
 import pytest
+from eventgrad.tasks import Task, temporal_xor, xor_2_2_2
 
 import eventgrad as eg
 from eventgrad import crosscheck as cc
 from eventgrad.experiments.cli import main
 from eventgrad.losses import FirstSpikeCrossEntropy
-from eventgrad.tasks import Task, temporal_xor, xor_2_2_2
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +153,7 @@ def test_cli_crosscheck_writes_json_and_plot(tmp_path, capsys):
     rows = data["rows"]
     assert len(rows) == 3 * (1 + 1 + 2 * 2)
     assert all(set(cc.ROW_KEYS) <= set(r) for r in rows)
-    fd_all = [r for r in rows if r["method"] == "fd" and r["projection"] == "all"][0]
+    fd_all = next(r for r in rows if r["method"] == "fd" and r["projection"] == "all")
     assert fd_all["cosine"] > 1 - 1e-9 and fd_all["rel_error"] < 1e-6
     assert sorted({r["dt"] for r in rows if r["method"] == "discrete"}) == [0.1, 0.2]
     assert png.exists() and png.stat().st_size > 10_000

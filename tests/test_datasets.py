@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from eventgrad.datasets import KRIENER_SEEDS, yinyang, yinyang_class, yinyang_reference
 
 

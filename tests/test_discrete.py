@@ -63,9 +63,9 @@ import torch
 
 import eventgrad as eg
 from eventgrad import discrete
-from eventgrad.losses import FirstSpikeCrossEntropy, MaxVoltageCrossEntropy, SpikeTimeMSE
-from eventgrad.event.readout import max_voltage
 from eventgrad.discrete.surrogates import SURROGATES, Surrogate, spike
+from eventgrad.event.readout import max_voltage
+from eventgrad.losses import FirstSpikeCrossEntropy, MaxVoltageCrossEntropy, SpikeTimeMSE
 
 DTS = np.array([0.2, 0.1, 0.05, 0.025])   # ms; t_max / dt is an integer for all of them
 TAUS = [(20.0, 5.0), (10.0, 10.0)]
@@ -489,7 +489,7 @@ def test_interpolated_spike_time_closed_form(tm, ts, dt, w, a):
     net.connect("input", net.add_population(1, nrn, name="output"), [[w]])
     sp = eg.Spikes([a], [0])
     t_max = 10.0
-    grid = np.arange(int(round(t_max / dt)) + 1) * dt
+    grid = np.arange(round(t_max / dt) + 1) * dt
     k = np.where(grid >= a, nrn.kernel(np.maximum(grid - a, 0.0)), 0.0)
     m = int(np.flatnonzero(w * k >= 1.0)[0])
     t_cf = grid[m - 1] + dt * (1.0 - w * k[m - 1]) / (w * k[m] - w * k[m - 1])

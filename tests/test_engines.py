@@ -416,9 +416,15 @@ def test_max_voltage_is_the_first_largest_point_in_time_order(seed):
     every candidate point in time order (the start, each interval's interior maximum from the
     closed-form peak time, each left limit at an arrival, the end), a later point kept only if
     strictly larger. The states come from readout.arrivals_into (numpy sums)."""
+    from eventgrad.event.readout import (
+        AT_ARRIVAL,
+        AT_END,
+        AT_PEAK,
+        AT_START,
+        arrivals_into,
+        max_voltage,
+    )
     from eventgrad.model.physics import decay, flow, peak_time, rate, voltage
-    from eventgrad.event.readout import AT_ARRIVAL, AT_END, AT_PEAK, AT_START, arrivals_into, \
-        max_voltage
 
     rng = np.random.default_rng(70 + seed)
     net = _random_net(rng, "feedforward")

@@ -14,11 +14,10 @@ import warnings
 
 import numpy as np
 import pytest
+from fdcheck import fd_grad, loss_value, rel_err
 
 import eventgrad as eg
 from eventgrad.losses import FirstSpikeCrossEntropy, MaxVoltageCrossEntropy, SpikeTimeMSE
-
-from fdcheck import fd_grad, loss_value, rel_err
 
 TOL = 1e-6
 H_W = 1e-4      # weights (dimensionless)
@@ -69,7 +68,7 @@ def _draw(rng, build, t_max, tries=50):
 
 
 def _check_all(net, sp, loss, t_max, target=None, label=""):
-    L, g = eg.value_and_grad(net, sp, loss, t_max, target)
+    _, g = eg.value_and_grad(net, sp, loss, t_max, target)
     shapes = [p.weights.shape for p in net.projections]
     sizes = [int(np.prod(s)) for s in shapes]
 
@@ -188,7 +187,7 @@ def test_memory_is_per_spike():
     stored = sum(a.nbytes for a in (res.records.times, res.records.pops, res.records.ids,
                                      res.records.currents, res.records.release_currents))
     assert stored == 40 * n
-    L, g = eg.value_and_grad(net, long_input, SpikeTimeMSE(targets=[12.0, 18.0]), 4000.0)
+    _, g = eg.value_and_grad(net, long_input, SpikeTimeMSE(targets=[12.0, 18.0]), 4000.0)
     assert all(np.all(np.isfinite(w)) for w in g.weights)
 
 
@@ -207,7 +206,7 @@ def test_near_grazing_gradient_is_large_and_finite():
         loss = SpikeTimeMSE(targets=[0.0])
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            L, g = eg.value_and_grad(net, eg.Spikes([0.0], [0]), loss, 100.0)
+            _, g = eg.value_and_grad(net, eg.Spikes([0.0], [0]), loss, 100.0)
         s = np.sqrt(1 - 4 / w)
         x = (1 + s) / 2
         t = -tm * np.log(x)
@@ -243,7 +242,7 @@ def test_shallow_crossing_warns_once_with_the_tolerance():
         with warnings.catch_warnings(record=True) as got:
             warnings.simplefilter("always")
             if call == "value_and_grad":
-                L, g = eg.value_and_grad(_single(w), sp, SpikeTimeMSE([0.0]), 100.0)
+                _, g = eg.value_and_grad(_single(w), sp, SpikeTimeMSE([0.0]), 100.0)
                 gw, n, smallest = g.weights[0][0, 0], g.n_grazing, g.min_crossing_slope
             else:
                 r = eg.simulate(_single(w), sp, 100.0)
@@ -271,7 +270,7 @@ def test_batch_min_crossing_slope_is_the_records_smallest_slope(engine):
     rng = np.random.default_rng(3)
     batch = [eg.Spikes(np.sort(rng.uniform(0, 20, 6)), rng.integers(0, 4, 6)) for _ in range(5)]
     res = eg.simulate(net, batch, 60.0, engine=engine)
-    n, smallest = shallow_crossings(res.records, net)
+    _, smallest = shallow_crossings(res.records, net)
     assert len(res.records.times) > 10 and res.min_crossing_slope == smallest
     silent = eg.simulate(net, [eg.Spikes([], [])] * 2, 60.0, engine=engine)
     assert silent.min_crossing_slope == np.inf

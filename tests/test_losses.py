@@ -16,7 +16,8 @@ def _fd(loss, values, target, h=1e-6):
         vp, vm = values.copy(), values.copy()
         vp[idx] += h
         vm[idx] -= h
-        g[idx] = (float(loss(torch.tensor(vp), target)) - float(loss(torch.tensor(vm), target))) / (2 * h)
+        g[idx] = (float(loss(torch.tensor(vp), target))
+                  - float(loss(torch.tensor(vm), target))) / (2 * h)
     return g
 
 

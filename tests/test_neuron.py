@@ -22,11 +22,10 @@ from __future__ import annotations
 import mpmath as mp
 import numpy as np
 import pytest
+from mpclosed import peak_mp
 
 import eventgrad as eg
 from eventgrad.model.neuron import KERNEL_SWITCH
-
-from mpclosed import peak_mp
 
 EPS = np.finfo(np.float64).eps
 DPS = 60
@@ -292,7 +291,7 @@ def test_spike_time_lambert_w_equal_taus(tau, theta, ratio):
     lif = eg.LIF(tau, tau, threshold=theta)
     D, _, _, n = lif.next_crossing([0.0], [w], 10 * tau)
     assert n == 1 and abs(D[0] - float(s)) <= 1e-12
-    t, res = _engine_single(lif, w, t_in, t_in + 10 * tau)
+    t, _ = _engine_single(lif, w, t_in, t_in + 10 * tau)
     assert abs(t - float(t_in + s)) <= 1e-12
 
 
@@ -323,7 +322,7 @@ def test_spike_time_within_few_ulp_of_sign_change(tm, ts):
         k_peak = float(k_mp(peak_mp(0.0, 1.0, tm, ts), tm, ts))
     V0 = rng.uniform(-0.5, 0.9, 25)
     I0 = rng.uniform(2.0, 6.0, 25) / k_peak  # V_max >= -0.5 + 2 > threshold
-    D, Dp, Vp, n = lif.next_crossing(V0, I0, 1e3)
+    D, Dp, _, n = lif.next_crossing(V0, I0, 1e3)
     assert n == 25 and np.all(np.isfinite(D))
     for j in range(25):
         lo, hi = D[j], D[j]

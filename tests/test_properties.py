@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
-import eventgrad as eg
 from reference import propagate
 from test_engines import _layered_net, _random_net
+
+import eventgrad as eg
 
 SETTINGS = dict(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 STEP = 0.02   # ms, the replay's grid

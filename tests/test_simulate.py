@@ -161,7 +161,7 @@ def test_feedforward_random_networks_match_reference(n_layers):
         net = random_net(rng, n_layers, taus=TAUS[seed % len(TAUS)])
         return (net, *rand_inputs(rng, net.input.size, 30.0))
 
-    n_spikes, rejected = run_well_posed(make, len(TAUS), 2 * len(TAUS))
+    n_spikes, _ = run_well_posed(make, len(TAUS), 2 * len(TAUS))
     assert n_spikes >= 10 * len(TAUS)  # the samples are not trivially silent
 
 
@@ -172,7 +172,7 @@ def test_recurrent_random_networks_match_reference(n_layers):
         net = random_net(rng, n_layers, recurrent=True, taus=TAUS[(seed + 3) % len(TAUS)])
         return (net, *rand_inputs(rng, net.input.size, 30.0))
 
-    n_spikes, rejected = run_well_posed(make, 6, 12)
+    n_spikes, _ = run_well_posed(make, 6, 12)
     assert n_spikes >= 60
 
 

@@ -15,8 +15,8 @@ import torch
 
 import eventgrad as eg
 from eventgrad import tasks, training
-from eventgrad.experiments import cli
 from eventgrad.discrete.surrogates import Surrogate
+from eventgrad.experiments import cli
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -161,7 +161,7 @@ def test_clip_grad_norm_zero_is_off_and_negative_is_refused():
         with pytest.raises(ValueError, match=rf"^clip_grad_norm must be None or a finite number"
                                              rf" >= 0 .*got {bad!r}$"):
             training.train(task, epochs=1, progress=False, clip_grad_norm=bad)
-    with pytest.raises(TypeError, match="^clip_grad_norm .*'0.05'"):
+    with pytest.raises(TypeError, match=r"^clip_grad_norm .*'0\.05'"):
         training.train(task, epochs=1, progress=False, clip_grad_norm="0.05")
 
 
@@ -514,7 +514,7 @@ def test_resume_refuses_other_settings_and_missing_checkpoints(tmp_path):
         training.train(task, epochs=2, progress=False, resume=True)
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="bad/checkpoint.pt is not a readable eventgrad"):
+    with pytest.raises(ValueError, match=r"bad/checkpoint\.pt is not a readable eventgrad"):
         training.train(task, epochs=2, progress=False, checkpoint=str(tmp_path / "bad"),
                        resume=True)
 

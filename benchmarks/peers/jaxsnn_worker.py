@@ -124,14 +124,12 @@ def main():
     configure_threads(args.threads)
 
     import jax
-    import jax.numpy as jnp
-    import optax
     import jaxsnn  # noqa: F401  (sets up jaxsnn's logger on stderr)
+    import optax
     from jaxsnn.base.dataset import yinyang_dataset
-    from jaxsnn.event.encode import (
-        encode, spatio_temporal_encode, target_temporal_encode)
+    from jaxsnn.event.encode import encode, spatio_temporal_encode, target_temporal_encode
     from jaxsnn.event.loss import mse_loss
-    from jaxsnn.event.modules import LIF, Linear, Source, LIFParameters
+    from jaxsnn.event.modules import LIF, LIFParameters, Linear, Source
     from jaxsnn.event.topology import Topology
     from jaxsnn.event.training import epoch, update
     from jaxsnn.event.types import OptState

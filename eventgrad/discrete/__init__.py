@@ -2,8 +2,15 @@
 (:mod:`.timestepped`: the step, its options and their defaults), and the surrogate derivatives
 (:mod:`.surrogates`). Torch underneath, float64 by default."""
 
-from .timestepped import (DiscreteBatchResult, DiscreteDiagnostics, DiscreteResult,
-                          readout_tensor, run, simulate, value_and_grad)
+from .timestepped import (
+                          DiscreteBatchResult,
+                          DiscreteDiagnostics,
+                          DiscreteResult,
+                          readout_tensor,
+                          run,
+                          simulate,
+                          value_and_grad,
+)
 
 __all__ = ["simulate", "value_and_grad", "DiscreteResult", "DiscreteBatchResult",
            "DiscreteDiagnostics", "run", "readout_tensor"]

@@ -29,7 +29,7 @@ import torch
 
 __all__ = ["Surrogate", "SURROGATES", "spike"]
 
-from .._constants import SURROGATES  # noqa: E402
+from .._constants import SURROGATES
 
 
 class Surrogate:

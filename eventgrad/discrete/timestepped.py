@@ -55,9 +55,9 @@ import numpy as np
 import torch
 
 from ..event.gradients import Gradients
+from ..event.simulate import _validate_inputs
 from ..losses import Loss
 from ..model.network import InputPopulation, Network
-from ..event.simulate import _validate_inputs
 from ..model.spikes import Spikes
 from .surrogates import Surrogate, spike
 
@@ -101,7 +101,7 @@ class DiscreteResult:
     ``times`` the grid.
     """
 
-    def __init__(self, network: Network, batch_run: "_Run", b: int) -> None:
+    def __init__(self, network: Network, batch_run: _Run, b: int) -> None:
         self.network = network
         self._run = batch_run
         self._b = b
@@ -137,7 +137,7 @@ class DiscreteResult:
 class DiscreteBatchResult(Sequence):
     """A batch of :class:`DiscreteResult`; ``first_spike_times(pop)`` has shape (batch, n)."""
 
-    def __init__(self, network: Network, batch_run: "_Run") -> None:
+    def __init__(self, network: Network, batch_run: _Run) -> None:
         self._items = [DiscreteResult(network, batch_run, b) for b in range(batch_run.batch)]
         self.diagnostics = batch_run.diagnostics
 
@@ -192,7 +192,7 @@ def _check_options(dt, t_max, reset, update, inputs, surrogate, dtype, **flags):
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     n = t_max / dt
-    n_steps = int(round(n)) if abs(n - round(n)) < 1e-9 * max(1.0, n) else int(math.ceil(n))
+    n_steps = round(n) if abs(n - round(n)) < 1e-9 * max(1.0, n) else math.ceil(n)
     return dt, t_max, n_steps
 
 
@@ -282,7 +282,7 @@ def run(network: Network, spikes, t_max: float, dt: float, weights=None,
         beta = math.exp(-dt / nrn.tau_mem)
         gain = float(nrn.kernel(dt)) if update == "exact" else 1.0 - beta
         consts.append((alpha, beta, gain, nrn.threshold, nrn.v_reset,
-                       int(round(nrn.t_ref / dt))))
+                       round(nrn.t_ref / dt)))
 
     # masked weights once per run (they stay in the autograd graph), and which steps carry
     # input at all, so that empty steps cost nothing

@@ -116,7 +116,7 @@ class BatchRecords:
         return (self.times, self.pops, self.ids, self.currents, self.release_currents)
 
     @staticmethod
-    def concat(items: list) -> "BatchRecords":
+    def concat(items: list) -> BatchRecords:
         """Records of several samples (objects with ``times, pops, ids, currents,
         release_currents``) as one flat batch."""
         off = np.zeros(len(items) + 1, dtype=np.int64)
@@ -137,7 +137,7 @@ class FlatInputs:
     ids: np.ndarray
 
     @staticmethod
-    def of(batch: list) -> "FlatInputs":
+    def of(batch: list) -> FlatInputs:
         off = np.zeros(len(batch) + 1, dtype=np.int64)
         np.cumsum([len(s) for s in batch], out=off[1:])
         if not batch:
@@ -219,7 +219,7 @@ class Probes:
                 self.vdot_left, self.at_end)
 
     @staticmethod
-    def from_columns(parts: list[tuple], B: int) -> "Probes":
+    def from_columns(parts: list[tuple], B: int) -> Probes:
         """Probes of a batch of ``B`` samples from column tuples ``(sample, pop, neuron, time,
         dL_dV, at_arrival, vdot_left, at_end)`` (any order of samples)."""
         if not parts:
@@ -235,7 +235,7 @@ class Probes:
                       cols[7].astype(np.bool_))
 
     @staticmethod
-    def empty(B: int) -> "Probes":
+    def empty(B: int) -> Probes:
         z = np.zeros(0)
         zi = np.zeros(0, dtype=np.int64)
         zb = np.zeros(0, dtype=np.bool_)

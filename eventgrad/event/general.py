@@ -28,11 +28,31 @@ import math
 import numpy as np
 from numba import njit
 
-from .diagnostics import (D_EVENTS, D_IMMEDIATE, D_LATE, D_PRED, D_SOLVES, D_SPIKES,
-                          F_CLOSEST, F_FAIL, F_SLOPE, N_INT, closest_start)
+from ..model.physics import (
+    arrival_adjoint,
+    crossing_lower_bound,
+    decay,
+    flow,
+    flow_adjoint,
+    max_on_interval,
+    release_adjoint,
+    solve_crossing,
+    spike_adjoint,
+)
+from .diagnostics import (
+    D_EVENTS,
+    D_IMMEDIATE,
+    D_LATE,
+    D_PRED,
+    D_SOLVES,
+    D_SPIKES,
+    F_CLOSEST,
+    F_FAIL,
+    F_SLOPE,
+    N_INT,
+    closest_start,
+)
 from .order import ARRIVAL, PROBE, PROBE_END, RELEASE, SPIKE
-from ..model.physics import (arrival_adjoint, crossing_lower_bound, decay, flow, flow_adjoint,
-                      max_on_interval, release_adjoint, solve_crossing, spike_adjoint)
 
 __all__ = ["forward_sample", "backward_sample"]
 
@@ -564,7 +584,7 @@ def backward_sample(P, W, rec_t, rec_p, rec_i, rec_c, rec_r, g_t0, in_t, in_id, 
                     gw, gd):
     """Adjoint of one sample, any topology: the event list walked backward (the interface of
     :func:`eventgrad.event.layered.backward_sample`)."""
-    pr_pop, pr_n, pr_t, pr_dl, _, _, pr_end = pr
+    pr_pop, pr_n, pr_t, _, _, _, pr_end = pr
     npop = P.pop_size.shape[0]
     g_t = g_t0.copy()
     g_in = np.zeros(in_t.shape[0])

@@ -14,14 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .adjoint import warn_grazing
-from . import engines
 from ..model.network import Network
-from .readout import (AT_ARRIVAL, AT_END, MaxVoltage, as_batch, max_voltage_batch,
-                      max_voltage_where)
+from ..model.spikes import Spikes
+from . import engines
+from .adjoint import warn_grazing
+from .readout import AT_ARRIVAL, AT_END, MaxVoltage, as_batch, max_voltage_batch, max_voltage_where
 from .result import BatchResult, Diagnostics, SimulationResult
 from .simulate import DEFAULT_MAX_EVENTS, simulate
-from ..model.spikes import Spikes
 
 __all__ = ["Gradients", "Readout", "value_and_grad", "read", "readout_values",
            "backward_batch", "batch_backward", "READOUTS"]
@@ -88,7 +87,7 @@ class Readout:
 
     @staticmethod
     def of(results, readout: str, pop, t_silent: float | None = None,
-           silent_slope: float = 0.0, workers: int | None = None) -> "Readout":
+           silent_slope: float = 0.0, workers: int | None = None) -> Readout:
         """Readout ``readout`` of ``pop`` for each sample of ``results`` (a BatchResult or a
         list of results of one network and weights).
 
@@ -197,8 +196,8 @@ def backward_batch(results, terms: list[tuple[Readout, np.ndarray]], engine: str
 
 def _reference_batch(res: BatchResult, g: np.ndarray, probes: engines.Probes
                      ) -> engines.BackwardOutput:
-    from .adjoint import probes_of_sample
     from . import reference
+    from .adjoint import probes_of_sample
 
     gw = np.zeros(res.plan.W.shape[0])
     gd = np.zeros_like(gw)

@@ -28,12 +28,35 @@ import math
 import numpy as np
 from numba import njit
 
-from .diagnostics import (D_EVENTS, D_IMMEDIATE, D_LATE, D_PRED, D_SOLVES, D_SPIKES,
-                          F_CLOSEST, F_FAIL, F_SLOPE, N_INT, closest_start)
+from ..model.physics import (
+    arrival_adjoint,
+    crossing,
+    decay,
+    flow,
+    flow_adjoint,
+    interior_bound,
+    is_candidate,
+    max_on_interval,
+    may_cross,
+    peak_bound,
+    release_adjoint,
+    solve_rising,
+    spike_adjoint,
+)
 from .arrivals import arrivals_into, by_population, is_sorted, stable_order
-from ..model.physics import (arrival_adjoint, crossing, decay, flow, flow_adjoint, interior_bound,
-                      is_candidate, max_on_interval, may_cross, peak_bound, release_adjoint,
-                      solve_rising, spike_adjoint)
+from .diagnostics import (
+    D_EVENTS,
+    D_IMMEDIATE,
+    D_LATE,
+    D_PRED,
+    D_SOLVES,
+    D_SPIKES,
+    F_CLOSEST,
+    F_FAIL,
+    F_SLOPE,
+    N_INT,
+    closest_start,
+)
 
 __all__ = ["forward_sample", "backward_sample"]
 
@@ -139,9 +162,10 @@ def _walk_forward(P, W, q, at, aj, am, t_max, max_events, rt, ri, rc, rr, nrec, 
     grows the buffers and runs the population again from its saved counters).
 
     Each interval takes two passes: every neuron is moved to its end and sorted
-    (:func:`_classify`), then the candidates' events are found one by one (:func:`_step`). The per-neuron rules take and return scalars only, and no array
-    variable is reassigned in the loops: either costs numba a reference-count update (an
-    atomic operation) per iteration.
+    (:func:`_classify`), then the candidates' events are found one by one (:func:`_step`).
+    The per-neuron rules take and return scalars only, and no array variable is reassigned in
+    the loops: either costs numba a reference-count update (an atomic operation) per
+    iteration.
     """
     N = P.pop_size[q]
     tm, ts, g, th, vr, tref = P.p_tm[q], P.p_ts[q], P.p_g[q], P.p_th[q], P.p_vr[q], P.p_tref[q]

@@ -180,7 +180,7 @@ class Plan:
         self.W.flags.writeable = False
         self.weights = self.split(self.W)
 
-    def with_weights(self, weights) -> "Plan":
+    def with_weights(self, weights) -> Plan:
         """A plan for the same structure and delays with other weights (this one unchanged)."""
         other = object.__new__(Plan)
         other.__dict__.update(self.__dict__)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .voltage_max import AT_ARRIVAL, AT_END, AT_PEAK, AT_START
 from ..model.network import InputPopulation
 from .result import BatchResult, SimulationResult
+from .voltage_max import AT_ARRIVAL, AT_END, AT_PEAK, AT_START
 
 __all__ = ["first_spike_indices", "MaxVoltage", "max_voltage", "max_voltage_batch",
            "max_voltage_where",
@@ -94,7 +94,7 @@ class MaxVoltage:
     kind: np.ndarray
     vdot_left: np.ndarray
 
-    def __getitem__(self, b) -> "MaxVoltage":
+    def __getitem__(self, b) -> MaxVoltage:
         return MaxVoltage(self.values[b], self.times[b], self.kind[b], self.vdot_left[b])
 
 

@@ -59,7 +59,7 @@ class Diagnostics:
     n_inputs_after_t_max: int = 0
 
     @staticmethod
-    def from_arrays(di: np.ndarray, df: np.ndarray) -> "Diagnostics":
+    def from_arrays(di: np.ndarray, df: np.ndarray) -> Diagnostics:
         """Counts summed and extremes taken over the rows of a compiled engine's diagnostics
         (``(k, N_INT)`` and ``(k, N_FLOAT)``, columns of :mod:`eventgrad.event.diagnostics`)."""
         from . import diagnostics as c
@@ -74,7 +74,7 @@ class Diagnostics:
                            n_inputs_after_t_max=int(di[:, c.D_LATE].sum()))
 
     @staticmethod
-    def combine(items: Sequence["Diagnostics"]) -> "Diagnostics":
+    def combine(items: Sequence[Diagnostics]) -> Diagnostics:
         """Counts summed, extremes taken over ``items``."""
         out = Diagnostics()
         for d in items:
@@ -264,7 +264,8 @@ class SimulationResult:
             I_r = np.where(past_r, w[None, :] * np.exp(-np.where(past_r, lag_r, 0.0) / nrn.tau_syn),
                            0.0).sum(axis=1)
             since = past & ~past_r  # arrivals in (r, t]
-            Vn = np.where(since, w[None, :] * nrn.kernel(np.where(since, lag, 0.0)), 0.0).sum(axis=1)
+            Vn = np.where(since, w[None, :] * nrn.kernel(np.where(since, lag, 0.0)),
+                          0.0).sum(axis=1)
             rest = T - r
             Vn = Vn + np.where(has, nrn.v_reset * np.exp(-np.maximum(rest, 0.0) / nrn.tau_mem)
                                + I_r * nrn.kernel(np.maximum(rest, 0.0)), 0.0)
@@ -320,7 +321,7 @@ class BatchResult(Sequence):
 
     @classmethod
     def from_flat(cls, network: Network, plan, t_max: float, inputs: list[Spikes], records,
-                  diag_int: np.ndarray, diag_float: np.ndarray, engine: str) -> "BatchResult":
+                  diag_int: np.ndarray, diag_float: np.ndarray, engine: str) -> BatchResult:
         """A batch from the flat output of a compiled engine (see
         :class:`eventgrad.event.engines.BatchRecords`)."""
         self = object.__new__(cls)

@@ -15,14 +15,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import engines
+from ..model.network import Network
+from ..model.spikes import Spikes
+from . import engines, reference
 from .diagnostics import F_FAIL
 from .plan import plan_for
 from .reference import EventLimitError, limit_message
-from . import reference
-from ..model.network import Network
 from .result import BatchResult, Diagnostics, SimulationResult, SpikeRecord
-from ..model.spikes import Spikes
 
 __all__ = ["simulate", "EventLimitError", "DEFAULT_MAX_EVENTS", "ENGINES"]
 
@@ -36,7 +35,8 @@ def _validate_inputs(network: Network, spikes) -> tuple[list[Spikes], bool]:
     single = isinstance(spikes, Spikes)
     batch = [spikes] if single else list(spikes) if isinstance(spikes, Sequence) else None
     if batch is None:
-        raise TypeError(f"spikes must be an eventgrad.Spikes or a sequence of them, got {type(spikes)}")
+        raise TypeError("spikes must be an eventgrad.Spikes or a sequence of them, got "
+                        f"{type(spikes)}")
     if not batch:
         raise ValueError(f"spikes must be an eventgrad.Spikes or a non-empty sequence of them "
                          f"(a batch), got an empty {type(spikes).__name__}")

@@ -12,7 +12,6 @@ interior peak.
 
 from __future__ import annotations
 
-
 import numpy as np
 from numba import njit
 

@@ -56,9 +56,9 @@ _TASKS = {"xor": "temporal_xor", "xor222": "xor_2_2_2"}
 def _demo(args: argparse.Namespace) -> int:
     """The main job: temporal XOR trained by both gradient paths, and the cross-check table."""
     from .. import __version__
-    from . import tasks, training
-    from . import crosscheck as cc
     from ..discrete.surrogates import Surrogate
+    from . import crosscheck as cc
+    from . import tasks, training
 
     t_start = time.perf_counter()
     task = tasks.temporal_xor(args.seed)
@@ -130,8 +130,8 @@ def _one_thread(func):
 @_one_thread
 def _crosscheck(args: argparse.Namespace) -> int:
     from .. import __version__
-    from . import tasks
     from . import crosscheck as cc
+    from . import tasks
 
     task = getattr(tasks, _TASKS[args.task])(args.seed)
     detach = {"both": (True, False), "yes": (True,), "no": (False,)}[args.detach_reset]
@@ -160,8 +160,8 @@ def _crosscheck(args: argparse.Namespace) -> int:
 
 @_one_thread
 def _figure1(args: argparse.Namespace) -> int:
-    from . import crosscheck as cc
     from ..discrete.surrogates import Surrogate
+    from . import crosscheck as cc
 
     if not args.plot and not args.json:
         print("figure1: nothing to write; give --plot PATH and/or --json PATH", file=sys.stderr)
@@ -211,9 +211,9 @@ def _discrete_options(args: argparse.Namespace) -> dict:
 def _train(task, args: argparse.Namespace, method: str | None = None, **kwargs):
     """``training.train`` with the settings of a training command (``method`` overrides
     ``--method``)."""
-    from . import training
-
     import os
+
+    from . import training
 
     method = method or args.method
     opts = _discrete_options(argparse.Namespace(**{**vars(args), "method": method}))
@@ -579,8 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=str, default=None, help="write a JSON summary here")
     p.set_defaults(func=_forward)
 
-    from .._constants import DEFAULT_DTS, DEFAULT_SCALES, DEFAULT_SURROGATES
-    from .._constants import SURROGATES
+    from .._constants import DEFAULT_DTS, DEFAULT_SCALES, DEFAULT_SURROGATES, SURROGATES
 
     p = sub.add_parser("crosscheck", help="EventProp vs central differences vs surrogate "
                        "gradients on a task, over a grid of dt x surrogate x scale x reset")

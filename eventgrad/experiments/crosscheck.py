@@ -74,12 +74,12 @@ import numpy as np
 import torch
 
 from .._json import plain
+from ..discrete.surrogates import Surrogate
 from ..event.gradients import readout_values, value_and_grad
+from ..event.simulate import simulate
 from ..losses import Loss
 from ..model.network import InputPopulation, Network
-from ..event.simulate import simulate
 from ..model.spikes import Spikes
-from ..discrete.surrogates import Surrogate
 
 __all__ = ["crosscheck", "central_differences", "loss_value", "compare", "format_table", "plot",
            "FDResult", "ROW_KEYS", "DEFAULT_DTS", "DEFAULT_SURROGATES", "DEFAULT_SCALES",
@@ -89,7 +89,8 @@ __all__ = ["crosscheck", "central_differences", "loss_value", "compare", "format
 ROW_KEYS = ("method", "dt", "surrogate", "scale", "detach_reset", "projection", "cosine",
             "norm_ratio", "rel_error", "sign_agreement", "n_discontinuous")
 #: Default grid of the discrete path: steps in ms, surrogate names, scales in 1/voltage.
-from .._constants import DEFAULT_DTS, DEFAULT_SCALES, DEFAULT_SURROGATES  # noqa: E402,F401
+from .._constants import DEFAULT_DTS, DEFAULT_SCALES, DEFAULT_SURROGATES  # noqa: E402
+
 #: Entries of the reference smaller than this times its largest |entry| are left out of
 #: ``sign_agreement`` (their sign is noise, or they are exactly 0).
 SIGN_TOL = 1e-6

@@ -49,16 +49,17 @@ training, a validation and a test split (5000 / 1000 / 1000 samples by default).
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..event.simulate import simulate
 from ..losses import FirstSpikeCrossEntropy, Loss, SpikeTimeMSE
 from ..model.network import Network, _check_size
 from ..model.neuron import LIF
-from ..event.simulate import simulate
 from ..model.spikes import Spikes
 
 __all__ = ["Task", "temporal_xor", "xor_2_2_2", "spike_timing", "yinyang", "yinyang_inputs"]
@@ -228,7 +229,7 @@ _TEACHER_DRAWS = 500  # teacher draws per input set before the input patterns ar
 def _timing_weights(rng: np.random.Generator, sizes: list[int], k_pk: float) -> list[np.ndarray]:
     # each neuron's inputs with mean weight, arriving together, peak at 1.5 thresholds
     return [rng.normal(1.5, 0.75, (n_pre, n_post)) / (n_pre * k_pk)
-            for n_pre, n_post in zip(sizes[:-1], sizes[1:])]
+            for n_pre, n_post in itertools.pairwise(sizes)]
 
 
 def _min_slope_until(res, t_end: float, threshold: float) -> float:
@@ -284,8 +285,8 @@ def spike_timing(seed: int = 0, n_inputs: int = 5, n_patterns: int = 4, targets=
     therefore match them exactly (e.g. by becoming the teacher).
 
     Initial weights: drawn from the same distribution until the output fires for every pattern
-    (and every hidden neuron spikes for some pattern; no spike grazes), so that every target sees a spike time
-    with a nonzero exact gradient. Raises ``RuntimeError`` if ``max_draws`` draws do not
+    (and every hidden neuron spikes for some pattern; no spike grazes), so that every target sees a
+    spike time with a nonzero exact gradient. Raises ``RuntimeError`` if ``max_draws`` draws do not
     qualify.
 
     Loss: :class:`~eventgrad.losses.SpikeTimeMSE` on the population "output" with the targets

@@ -62,13 +62,13 @@ import numpy as np
 import torch
 
 from .._json import plain
-from .provenance import environment
+from ..discrete.surrogates import Surrogate
 from ..event.gradients import readout_values
+from ..event.simulate import DEFAULT_MAX_EVENTS, simulate
 from ..losses import dead_neuron_penalty
 from ..model.network import InputPopulation, Network
 from ..model.neuron import LIF
-from ..event.simulate import DEFAULT_MAX_EVENTS, simulate
-from ..discrete.surrogates import Surrogate
+from .provenance import environment
 
 __all__ = ["TrainResult", "train", "EventPropStep", "adam", "evaluate", "newton_refine", "save",
            "load", "network_to_dict", "network_from_dict"]
@@ -218,8 +218,8 @@ class EventPropStep:
 
     def __call__(self, batch, target) -> tuple[float, float]:
         from ..event.gradients import backward_batch
-        from ..losses import dead_neuron_penalty_grad
         from ..event.simulate import _validate_inputs
+        from ..losses import dead_neuron_penalty_grad
         from ..torch import run_forward
 
         batch, _ = _validate_inputs(self.network, list(batch))

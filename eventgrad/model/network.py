@@ -9,7 +9,6 @@ in ms (``>= 0``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Union
 
 import numpy as np
 
@@ -32,7 +31,8 @@ class InputPopulation:
 
 
 class Population:
-    """A population of ``size`` identical LIF neurons (create with :meth:`Network.add_population`)."""
+    """A population of ``size`` identical LIF neurons (create with
+    :meth:`Network.add_population`)."""
 
     def __init__(self, size: int, neuron: LIF, name: str, index: int) -> None:
         self.size = size
@@ -44,7 +44,7 @@ class Population:
         return f"Population({self.name!r}, size={self.size}, neuron={self.neuron})"
 
 
-AnyPopulation = Union[InputPopulation, Population]
+AnyPopulation = InputPopulation | Population
 
 
 def _check_size(name: str, size) -> int:
@@ -264,7 +264,8 @@ class Network:
     def set_weights(self, weights: Sequence) -> None:
         """Set all projections' weights (a sequence aligned with :attr:`projections`)."""
         if len(weights) != len(self._projections):
-            raise ValueError(f"weights must have {len(self._projections)} arrays, got {len(weights)}")
+            raise ValueError(f"weights must have {len(self._projections)} arrays, got "
+                             f"{len(weights)}")
         for p, w in zip(self._projections, weights):
             p.weights = w
 
@@ -279,7 +280,7 @@ class Network:
         for p, d in zip(self._projections, delays):
             p.delays = d
 
-    def copy(self) -> "Network":
+    def copy(self) -> Network:
         """A deep copy (same structure, copied weights and delays)."""
         new = Network(self.input.size)
         for p in self._populations:
@@ -296,7 +297,7 @@ class Network:
     # ------------------------------------------------------------------ layered constructor
     @classmethod
     def feedforward(cls, sizes: Sequence[int], neuron, weights=None, delays=0.0,
-                    seed=None) -> "Network":
+                    seed=None) -> Network:
         """A layered network ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``.
 
         Parameters
@@ -314,7 +315,8 @@ class Network:
         """
         sizes = list(sizes)
         if len(sizes) < 2:
-            raise ValueError(f"sizes must have at least 2 entries (inputs and one layer), got {sizes}")
+            raise ValueError("sizes must have at least 2 entries (inputs and one layer), got "
+                             f"{sizes}")
         n_layers = len(sizes) - 1
         neurons = [neuron] * n_layers if isinstance(neuron, LIF) else list(neuron)
         if len(neurons) != n_layers:
@@ -328,7 +330,8 @@ class Network:
             raise ValueError("delays must be a scalar or a sequence with one entry per layer, "
                              f"got an array of shape {delays.shape}")
         if len(delays) != n_layers:
-            raise ValueError(f"delays must be a scalar or have {n_layers} entries, got {len(delays)}")
+            raise ValueError(f"delays must be a scalar or have {n_layers} entries, got "
+                             f"{len(delays)}")
         rng = np.random.default_rng(seed)
         net = cls(sizes[0])
         pre = "input"

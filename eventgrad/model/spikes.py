@@ -91,7 +91,7 @@ class Spikes:
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def from_lists(cls, per_neuron: Sequence) -> "Spikes":
+    def from_lists(cls, per_neuron: Sequence) -> Spikes:
         """Build from one array of spike times per neuron (neuron ``i`` is ``per_neuron[i]``)."""
         times, ids = [], []
         for i, ts in enumerate(per_neuron):
@@ -105,7 +105,7 @@ class Spikes:
         return cls(np.concatenate(times), np.concatenate(ids), n_neurons=len(per_neuron))
 
     @classmethod
-    def from_dense(cls, dense, dt: float, t0: float = 0.0) -> "Spikes":
+    def from_dense(cls, dense, dt: float, t0: float = 0.0) -> Spikes:
         """Build from a dense ``(n_neurons, n_steps)`` array of spike counts.
 
         A count ``c`` in column ``j`` gives ``c`` spikes at time ``t0 + j * dt`` (the start of
