@@ -427,28 +427,9 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
     """
     from tqdm.auto import tqdm
 
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    epochs = int(epochs)
-    if epochs < 0:
-        raise ValueError(f"epochs must be >= 0, got {epochs}")
-    if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be finite and > 0, got {lr!r}")
-    if not (math.isfinite(lr_decay) and lr_decay > 0):
-        raise ValueError(f"lr_decay must be finite and > 0, got {lr_decay!r}")
-    if not (math.isfinite(revive) and revive >= 0):
-        raise ValueError(f"revive must be finite and >= 0, got {revive!r}")
-    clip_grad_norm = _clip_norm(clip_grad_norm)
-    if method == "eventprop" and discrete_options:
-        raise ValueError(f"options {sorted(discrete_options)} apply to method='surrogate' only")
-    if newton_steps and task.targets is None:
-        raise ValueError("newton_steps needs a task with target times (e.g. spike_timing)")
-    n = len(task.inputs)
-    if batch_size is not None and not (isinstance(batch_size, (int, np.integer))
-                                       and batch_size >= 1):
-        raise ValueError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
-    bs = n if batch_size is None else min(int(batch_size), n)
-
+    epochs, bs, clip_grad_norm = _checked_options(task, method, epochs, lr, lr_decay, revive,
+                                                  clip_grad_norm, batch_size, newton_steps,
+                                                  discrete_options)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = task.network.copy()          # working copy; the EventProp path overwrites its weights
@@ -456,27 +437,7 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
               for w in net.get_weights()]
     opt = adam(params, lr)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=lr_decay)
-    loss_fn = task.loss
-    out_pop = net.population(loss_fn.pop)
-    revive_pops = [p for p in net.populations if p is not out_pop] if revive > 0 else []
-    if method == "eventprop":
-        step = EventPropStep(net, loss_fn, task.t_max, params, revive=revive)
-
-        def batch_loss(idx):
-            L, L_step = step([task.inputs[i] for i in idx], task.loss_target(idx))
-            return torch.tensor(L), torch.tensor(L_step)
-    else:
-        from .. import discrete
-
-        def batch_loss(idx):
-            r = discrete.run(net, [task.inputs[i] for i in idx], task.t_max, dt,
-                             weights=params, **discrete_options)
-            vals = discrete.readout_tensor(r, net, loss_fn)
-            L = loss_fn(vals, task.loss_target(idx))
-            extra = sum(dead_neuron_penalty(r.vmax[p.index], torch.isinf(r.first[p.index]),
-                                            p.neuron.threshold) for p in revive_pops)
-            return L, L + revive * extra
-
+    batch_loss = _batch_loss(method, task, net, params, revive, dt, discrete_options)
     config = {
         "task": task.name, "method": method, "epochs": epochs, "lr": lr,
         "batch_size": batch_size, "seed": seed, "lr_decay": lr_decay,
@@ -487,20 +448,15 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
         "clip_grad_norm": clip_grad_norm, "revive": revive,
         "optimizer": f"torch.optim.Adam(betas=(0.9, 0.999), eps=1e-8, fused="
                      f"{opt.defaults.get('fused')}), ExponentialLR(lr_decay)",
-        "t_max": task.t_max, "n_samples": n, "loss": _loss_config(loss_fn),
+        "t_max": task.t_max, "n_samples": len(task.inputs), "loss": _loss_config(task.loss),
         "evaluation": EVALUATION, "environment": environment(),
     }
 
-    def network_with(weights) -> Network:
-        out = task.network.copy()
-        out.set_weights(weights)
-        return out
-
     def snapshot() -> Network:
-        return network_with([p.detach().numpy().copy() for p in params])
+        return _network_with(task, [p.detach().numpy().copy() for p in params])
 
     ckpt = _Checkpoint(checkpoint, resume, config)
-    state = ckpt.load(params, opt, sched, rng, network_with)
+    state = ckpt.load(params, opt, sched, rng, lambda w: _network_with(task, w))
     if state is not None and len(state[0]) - 1 > epochs:
         raise ValueError(f"epochs must be >= the {len(state[0]) - 1} epochs the checkpoint "
                          f"{ckpt.path} holds, got {epochs}")
@@ -508,39 +464,22 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
     with _torch_threads(torch_threads), ckpt.reporting_interrupts():
         t0 = time.perf_counter()
         if state is None:
-            ev = evaluate(task, snapshot())
-            history = [{"epoch": 0, "loss": ev["loss"], "exact_loss": ev["loss"], **_metric(ev),
-                        **_validation(task, snapshot()), "lr": lr, "train_seconds": 0.0,
-                        "seconds": time.perf_counter() - t0, "phase": "init"}]
+            history = [_entry(task, snapshot(), 0, None, lr, 0.0, t0, "init")]
             best = None   # (epoch, validation accuracy, network) of the best epoch so far
         else:
             history, best = state
         bar = tqdm(range(len(history), epochs + 1), desc=f"{method} {task.name}",
                    disable=not progress, leave=True, dynamic_ncols=True)
         for epoch in bar:
-            order = np.arange(n) if bs == n else rng.permutation(n)
-            losses = []
             lr_now = opt.param_groups[0]["lr"]
             t_epoch = time.perf_counter()
-            for s in range(0, n, bs):
-                idx = order[s:s + bs]
-                opt.zero_grad()
-                L, L_step = batch_loss(idx)
-                if L_step.requires_grad:
-                    L_step.backward()
-                if L_step.requires_grad or method == "eventprop":   # (EventProp sets .grad)
-                    if clip_grad_norm is not None:
-                        torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
-                    opt.step()
-                losses.append(float(L.detach()))
+            losses = _one_epoch(rng, len(task.inputs), bs, batch_loss, params, opt,
+                                clip_grad_norm, method)
             sched.step()
-            step_seconds = time.perf_counter() - t_epoch
+            train_seconds = time.perf_counter() - t_epoch
             trained_now = snapshot()
-            ev = evaluate(task, trained_now)
-            entry = {"epoch": epoch, "loss": float(np.mean(losses)), "exact_loss": ev["loss"],
-                     **_metric(ev), **_validation(task, trained_now), "lr": lr_now,
-                     "train_seconds": step_seconds, "seconds": time.perf_counter() - t0,
-                     "phase": "adam"}
+            entry = _entry(task, trained_now, epoch, float(np.mean(losses)), lr_now,
+                           train_seconds, t0, "adam")
             history.append(entry)
             if "validation_accuracy" in entry and (
                     best is None or entry["validation_accuracy"] > best[1]):
@@ -556,36 +495,132 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
                 history.append({"epoch": epochs + k, "loss": st["exact_loss"], **st,
                                 "lr": None, "seconds": time.perf_counter() - t0,
                                 "phase": "newton"})
-        seconds = time.perf_counter() - t0
-        summary = evaluate(task, trained)
-        if "accuracy" in summary:
-            summary["train_accuracy"] = summary["accuracy"]
-            summary["accuracy_split"] = "train"
-        for split in ("validation", "test"):
-            sub = getattr(task, split, None)
-            if sub is not None:
-                ev = evaluate(sub, trained)
-                summary[split] = {k: v for k, v in ev.items()
-                                  if k in ("loss", "accuracy", "timing_error_ms")}
-                if "accuracy" in ev:
-                    summary[f"{split}_accuracy"] = ev["accuracy"]
-        if "test_accuracy" in summary:
-            summary["accuracy"] = summary["test_accuracy"]
-            summary["accuracy_split"] = "test"
-        train_s = [h["train_seconds"] for h in history if h["phase"] == "adam"]
-        summary["seconds_per_epoch"] = float(np.mean(train_s)) if train_s else None
-        keys = ("exact_loss", "train_accuracy", "timing_error_ms", "validation_accuracy")
-        summary.update({"method": method, "epochs": epochs, "seconds": seconds,
-                        "initial": {k: history[0][k] for k in keys if k in history[0]},
-                        "after_adam": {k: history[epochs][k] for k in keys if k in history[epochs]},
-                        "newton_steps_taken": len(history) - 1 - epochs})
-        if best is not None:
-            sel = {"epoch": best[0], "validation_accuracy": best[1]}
-            if task.test is not None:
-                sel["test_accuracy"] = evaluate(task.test, best[2])["accuracy"]
-            summary["best_validation"] = sel
+        summary = _summary(task, trained, history, method, epochs, time.perf_counter() - t0,
+                           best)
         return TrainResult(history, trained.get_weights(), trained, config, summary,
                            None if best is None else best[2])
+
+
+def _checked_options(task, method, epochs, lr, lr_decay, revive, clip_grad_norm, batch_size,
+                     newton_steps, discrete_options) -> tuple[int, int, float | None]:
+    """:func:`train`'s options checked before any work: ``(epochs, batch size, clip norm)``
+    (the batch size resolved: the whole set for None, at most the set)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    epochs = int(epochs)
+    if epochs < 0:
+        raise ValueError(f"epochs must be >= 0, got {epochs}")
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be finite and > 0, got {lr!r}")
+    if not (math.isfinite(lr_decay) and lr_decay > 0):
+        raise ValueError(f"lr_decay must be finite and > 0, got {lr_decay!r}")
+    if not (math.isfinite(revive) and revive >= 0):
+        raise ValueError(f"revive must be finite and >= 0, got {revive!r}")
+    clip = _clip_norm(clip_grad_norm)
+    if method == "eventprop" and discrete_options:
+        raise ValueError(f"options {sorted(discrete_options)} apply to method='surrogate' only")
+    if newton_steps and task.targets is None:
+        raise ValueError("newton_steps needs a task with target times (e.g. spike_timing)")
+    n = len(task.inputs)
+    if batch_size is not None and not (isinstance(batch_size, (int, np.integer))
+                                       and batch_size >= 1):
+        raise ValueError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
+    return epochs, n if batch_size is None else min(int(batch_size), n), clip
+
+
+def _batch_loss(method, task, net, params, revive, dt, discrete_options):
+    """``batch_loss(idx) -> (loss, loss + revive * dead-neuron penalty)`` (tensors) of the
+    samples ``idx`` with the current ``params``: EventProp stores the exact gradient in the
+    tensors' ``.grad`` itself; the surrogate path returns a loss to call ``backward`` on."""
+    loss_fn = task.loss
+    if method == "eventprop":
+        step = EventPropStep(net, loss_fn, task.t_max, params, revive=revive)
+
+        def batch_loss(idx):
+            L, L_step = step([task.inputs[i] for i in idx], task.loss_target(idx))
+            return torch.tensor(L), torch.tensor(L_step)
+        return batch_loss
+    from .. import discrete
+
+    out_pop = net.population(loss_fn.pop)
+    revive_pops = [p for p in net.populations if p is not out_pop] if revive > 0 else []
+
+    def batch_loss(idx):
+        r = discrete.run(net, [task.inputs[i] for i in idx], task.t_max, dt,
+                         weights=params, **discrete_options)
+        vals = discrete.readout_tensor(r, net, loss_fn)
+        L = loss_fn(vals, task.loss_target(idx))
+        extra = sum(dead_neuron_penalty(r.vmax[p.index], torch.isinf(r.first[p.index]),
+                                        p.neuron.threshold) for p in revive_pops)
+        return L, L + revive * extra
+    return batch_loss
+
+
+def _one_epoch(rng, n, bs, batch_loss, params, opt, clip, method) -> list[float]:
+    """One pass over the ``n`` samples in batches of ``bs`` (shuffled by ``rng`` unless one
+    batch), one Adam step each; returns the batch losses."""
+    order = np.arange(n) if bs == n else rng.permutation(n)
+    losses = []
+    for s in range(0, n, bs):
+        opt.zero_grad()
+        L, L_step = batch_loss(order[s:s + bs])
+        if L_step.requires_grad:
+            L_step.backward()
+        if L_step.requires_grad or method == "eventprop":   # (EventProp sets .grad)
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, clip)
+            opt.step()
+        losses.append(float(L.detach()))
+    return losses
+
+
+def _network_with(task, weights) -> Network:
+    out = task.network.copy()
+    out.set_weights(weights)
+    return out
+
+
+def _entry(task, network, epoch, loss, lr, train_seconds, t0, phase) -> dict:
+    """A history entry: the exact evaluation of ``network`` (and its validation accuracy);
+    ``loss`` the mean batch loss of the epoch (None: the exact loss, at initialisation)."""
+    ev = evaluate(task, network)
+    return {"epoch": epoch, "loss": ev["loss"] if loss is None else loss,
+            "exact_loss": ev["loss"], **_metric(ev), **_validation(task, network), "lr": lr,
+            "train_seconds": train_seconds, "seconds": time.perf_counter() - t0,
+            "phase": phase}
+
+
+def _summary(task, trained, history, method, epochs, seconds, best) -> dict:
+    """The exact final summary of :class:`TrainResult`: the trained network on the training,
+    validation and test sets, the run's timing, the history's start and end, the best epoch."""
+    summary = evaluate(task, trained)
+    if "accuracy" in summary:
+        summary["train_accuracy"] = summary["accuracy"]
+        summary["accuracy_split"] = "train"
+    for split in ("validation", "test"):
+        sub = getattr(task, split, None)
+        if sub is not None:
+            ev = evaluate(sub, trained)
+            summary[split] = {k: v for k, v in ev.items()
+                              if k in ("loss", "accuracy", "timing_error_ms")}
+            if "accuracy" in ev:
+                summary[f"{split}_accuracy"] = ev["accuracy"]
+    if "test_accuracy" in summary:
+        summary["accuracy"] = summary["test_accuracy"]
+        summary["accuracy_split"] = "test"
+    train_s = [h["train_seconds"] for h in history if h["phase"] == "adam"]
+    summary["seconds_per_epoch"] = float(np.mean(train_s)) if train_s else None
+    keys = ("exact_loss", "train_accuracy", "timing_error_ms", "validation_accuracy")
+    summary.update({"method": method, "epochs": epochs, "seconds": seconds,
+                    "initial": {k: history[0][k] for k in keys if k in history[0]},
+                    "after_adam": {k: history[epochs][k] for k in keys if k in history[epochs]},
+                    "newton_steps_taken": len(history) - 1 - epochs})
+    if best is not None:
+        sel = {"epoch": best[0], "validation_accuracy": best[1]}
+        if task.test is not None:
+            sel["test_accuracy"] = evaluate(task.test, best[2])["accuracy"]
+        summary["best_validation"] = sel
+    return summary
 
 
 # ------------------------------------------------------------------------------ Newton
