@@ -7,10 +7,21 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
 __all__ = ["main"]
+
+
+def _args_forward(p: argparse.ArgumentParser) -> None:
+    """The options of ``eventgrad forward``."""
+    p.add_argument("--hidden", type=_at_least(1), default=200, help="hidden neurons")
+    p.add_argument("--batch", type=_at_least(1), default=16, help="samples")
+    p.add_argument("--t-max", type=_positive_ms, default=100.0, help="window (ms)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=str, default=None, help="write a JSON summary here")
 
 
 def _forward(args: argparse.Namespace) -> int:
@@ -51,6 +62,16 @@ def _forward(args: argparse.Namespace) -> int:
 
 
 _TASKS = {"xor": "temporal_xor", "xor222": "xor_2_2_2"}
+
+
+def _args_demo(p: argparse.ArgumentParser) -> None:
+    """The options of ``eventgrad demo``."""
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
+    p.add_argument("--epochs", type=_at_least(0), default=100,
+                   help="Adam epochs per method")
+    p.add_argument("--dt", type=float, nargs="+", default=[0.5, 0.1, 0.02],
+                   help="time steps of the cross-check's discrete rows (ms)")
+    p.add_argument("--json", type=str, default=None, help="write the table and results here")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -127,6 +148,26 @@ def _one_thread(func):
     return wrapper
 
 
+def _args_crosscheck(p: argparse.ArgumentParser) -> None:
+    """The options of ``eventgrad crosscheck``."""
+    from .._constants import DEFAULT_DTS, DEFAULT_SCALES, DEFAULT_SURROGATES, SURROGATES
+
+    p.add_argument("--task", choices=sorted(_TASKS), default="xor",
+                   help="xor: temporal XOR on 2(+bias)-4-2; xor222: on 2(+bias)-2-2")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
+    p.add_argument("--dt", type=float, nargs="+", default=list(DEFAULT_DTS),
+                   help="time steps of the discrete path (ms)")
+    p.add_argument("--surrogate", nargs="+", choices=SURROGATES,
+                   default=list(DEFAULT_SURROGATES))
+    p.add_argument("--scale", type=float, nargs="+", default=list(DEFAULT_SCALES),
+                   help="surrogate scales (1/voltage)")
+    p.add_argument("--detach-reset", choices=("both", "yes", "no"), default="both")
+    p.add_argument("--no-fd", action="store_true", help="skip the central differences")
+    p.add_argument("--fd-h", type=float, default=1e-4, help="finite-difference step (weights)")
+    p.add_argument("--json", type=str, default=None, help='write {"rows": [...]} here')
+    p.add_argument("--plot", type=str, default=None, help="write the agreement plot here (PNG)")
+
+
 @_one_thread
 def _crosscheck(args: argparse.Namespace) -> int:
     from .. import __version__
@@ -156,6 +197,22 @@ def _crosscheck(args: argparse.Namespace) -> int:
         cc.plot(rows, args.plot, title=f"Surrogate vs exact (EventProp) gradient: {task.name}, "
                                        f"seed {args.seed}")
     return 0
+
+
+def _args_figure1(p: argparse.ArgumentParser) -> None:
+    """The options of ``eventgrad figure1``."""
+    from .._constants import SURROGATES
+
+    p.add_argument("--plot", type=str, default=None, help="write the figure here (PNG)")
+    p.add_argument("--json", type=str, default=None, help="write the data here")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--points", type=int, default=41, help="points along the path")
+    p.add_argument("--steps", type=int, default=150, help="Adam steps of training")
+    p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate")
+    p.add_argument("--dt", type=float, default=0.1, help="time step of the surrogate path (ms)")
+    p.add_argument("--surrogate", choices=SURROGATES, default="superspike")
+    p.add_argument("--scale", type=float, default=10.0, help="surrogate scale (1/voltage)")
+    p.add_argument("--fd-h", type=float, default=1e-4, help="finite-difference step (weights)")
 
 
 @_one_thread
@@ -243,6 +300,12 @@ def _fmt_times(t) -> str:
     return "  ".join("   silent" if not np.isfinite(x) else f"{x:9.4f}" for x in np.ravel(t))
 
 
+def _args_xor(p: argparse.ArgumentParser) -> None:
+    """The options of ``eventgrad xor``."""
+    _training_args(p, epochs=100, lr=0.2, decay=0.95, clip=0.05)
+    p.add_argument("--hidden", type=_at_least(1), default=4, help="hidden neurons")
+
+
 @_one_thread
 def _xor(args: argparse.Namespace) -> int:
     from .. import __version__
@@ -285,6 +348,20 @@ def _xor(args: argparse.Namespace) -> int:
     if args.save:
         training.save(args.save, res)
     return 0
+
+
+def _args_timing(p: argparse.ArgumentParser) -> None:
+    """The options of ``eventgrad timing``."""
+    _training_args(p, epochs=100, lr=0.03, decay=1.0, clip=0.0)
+    p.add_argument("--newton", type=int, default=20,
+                   help="at most this many Gauss-Newton steps after Adam (0: none)")
+    p.add_argument("--inputs", type=int, default=5, help="input neurons")
+    p.add_argument("--patterns", type=int, default=4, help="input patterns")
+    p.add_argument("--hidden", type=_at_least(1), default=None,
+                   help="add a hidden layer of this size")
+    p.add_argument("--silent-slope", type=float, default=0.0,
+                   help="silent-neuron rule of the loss (ms per unit voltage): a silent output "
+                        "reads t_max + slope (threshold - V_max); 0 (default): zero gradient")
 
 
 @_one_thread
@@ -337,6 +414,28 @@ def _timing(args: argparse.Namespace) -> int:
     if args.save:
         training.save(args.save, res)
     return 0
+
+
+def _args_yinyang(p: argparse.ArgumentParser) -> None:
+    """The options of ``eventgrad yinyang``."""
+    _training_args(p, epochs=100, lr=5e-3, decay=0.95, clip=0.0)
+    p.set_defaults(batch_size=32, revive=0.1)
+    p.add_argument("--hidden", type=_at_least(1), default=200, help="hidden neurons")
+    p.add_argument("--tau-mem", type=float, default=20.0, help="membrane time constant (ms)")
+    p.add_argument("--tau-syn", type=float, default=5.0, help="synaptic time constant (ms)")
+    p.add_argument("--train-size", type=int, default=5000)
+    p.add_argument("--validation-size", type=int, default=1000)
+    p.add_argument("--test-size", type=int, default=1000)
+    p.add_argument("--data-seed", type=int, default=None,
+                   help="seeds the data set (--seed seeds the weights and the batch order); "
+                        "default 0; not with --generator kriener")
+    p.add_argument("--generator", choices=("eventgrad", "kriener"), default="eventgrad",
+                   help="eventgrad: independent seeded draws (default); kriener: the reference "
+                        "generator's splits (train / validation / test seeds 42 / 41 / 40 of "
+                        "its README)")
+    p.add_argument("--silent-slope", type=float, default=5.0,
+                   help="silent-neuron rule of the loss (ms per unit voltage): a silent output "
+                        "reads t_max + slope (threshold - V_max); 0: zero gradient")
 
 
 @_one_thread
@@ -557,108 +656,53 @@ def _training_args(p: argparse.ArgumentParser, epochs: int, lr: float, decay: fl
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+class Command(NamedTuple):
+    """One command of the table: its name, its ``--help`` line, the function that adds its
+    options to its parser, and the function that runs it (``run(args) -> exit status``)."""
+
+    name: str
+    help: str
+    add_args: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+#: Every command, in the order of ``eventgrad --help``.
+COMMANDS = (
+    Command("demo", "the main job: temporal XOR trained with exact (EventProp) "
+            "and with surrogate gradients, and the gradient cross-check table",
+            _args_demo, _one_thread(_demo)),
+    Command("forward", "exact forward pass of a Yin-Yang-shaped network: "
+            "spike times and diagnostics",
+            _args_forward, _forward),
+    Command("crosscheck", "EventProp vs central differences vs surrogate "
+            "gradients on a task, over a grid of dt x surrogate x scale x reset",
+            _args_crosscheck, _crosscheck),
+    Command("figure1", "loss and exact vs surrogate gradient norms along the "
+            "line from initial to trained hidden weights (2-2-2 temporal XOR)",
+            _args_figure1, _figure1),
+    Command("xor", "train the temporal XOR task (2+bias-4-2) with EventProp or "
+            "surrogate gradients; accuracy by the exact engine",
+            _args_xor, _xor),
+    Command("timing", "train a neuron to fire its first spike at target "
+            "times (Adam, then Gauss-Newton steps); timing error by the exact engine",
+            _args_timing, _timing),
+    Command("yinyang", "train the Yin-Yang task (EventProp's configuration: "
+            "5-200-3, tau 20/5 ms, Adam 5e-3, batch 32, lr x0.95/epoch); accuracy "
+            "on the test set by the exact engine",
+            _args_yinyang, _yinyang),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="eventgrad", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="the main job: temporal XOR trained with exact (EventProp) "
-                       "and with surrogate gradients, and the gradient cross-check table")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
-    p.add_argument("--epochs", type=_at_least(0), default=100,
-                   help="Adam epochs per method")
-    p.add_argument("--dt", type=float, nargs="+", default=[0.5, 0.1, 0.02],
-                   help="time steps of the cross-check's discrete rows (ms)")
-    p.add_argument("--json", type=str, default=None, help="write the table and results here")
-    p.set_defaults(func=_one_thread(_demo))
-
-    p = sub.add_parser("forward", help="exact forward pass of a Yin-Yang-shaped network: "
-                       "spike times and diagnostics")
-    p.add_argument("--hidden", type=_at_least(1), default=200, help="hidden neurons")
-    p.add_argument("--batch", type=_at_least(1), default=16, help="samples")
-    p.add_argument("--t-max", type=_positive_ms, default=100.0, help="window (ms)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", type=str, default=None, help="write a JSON summary here")
-    p.set_defaults(func=_forward)
-
-    from .._constants import DEFAULT_DTS, DEFAULT_SCALES, DEFAULT_SURROGATES, SURROGATES
-
-    p = sub.add_parser("crosscheck", help="EventProp vs central differences vs surrogate "
-                       "gradients on a task, over a grid of dt x surrogate x scale x reset")
-    p.add_argument("--task", choices=sorted(_TASKS), default="xor",
-                   help="xor: temporal XOR on 2(+bias)-4-2; xor222: on 2(+bias)-2-2")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
-    p.add_argument("--dt", type=float, nargs="+", default=list(DEFAULT_DTS),
-                   help="time steps of the discrete path (ms)")
-    p.add_argument("--surrogate", nargs="+", choices=SURROGATES,
-                   default=list(DEFAULT_SURROGATES))
-    p.add_argument("--scale", type=float, nargs="+", default=list(DEFAULT_SCALES),
-                   help="surrogate scales (1/voltage)")
-    p.add_argument("--detach-reset", choices=("both", "yes", "no"), default="both")
-    p.add_argument("--no-fd", action="store_true", help="skip the central differences")
-    p.add_argument("--fd-h", type=float, default=1e-4, help="finite-difference step (weights)")
-    p.add_argument("--json", type=str, default=None, help='write {"rows": [...]} here')
-    p.add_argument("--plot", type=str, default=None, help="write the agreement plot here (PNG)")
-    p.set_defaults(func=_crosscheck)
-
-    p = sub.add_parser("figure1", help="loss and exact vs surrogate gradient norms along the "
-                       "line from initial to trained hidden weights (2-2-2 temporal XOR)")
-    p.add_argument("--plot", type=str, default=None, help="write the figure here (PNG)")
-    p.add_argument("--json", type=str, default=None, help="write the data here")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--points", type=int, default=41, help="points along the path")
-    p.add_argument("--steps", type=int, default=150, help="Adam steps of training")
-    p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate")
-    p.add_argument("--dt", type=float, default=0.1, help="time step of the surrogate path (ms)")
-    p.add_argument("--surrogate", choices=SURROGATES, default="superspike")
-    p.add_argument("--scale", type=float, default=10.0, help="surrogate scale (1/voltage)")
-    p.add_argument("--fd-h", type=float, default=1e-4, help="finite-difference step (weights)")
-    p.set_defaults(func=_figure1)
-
-    p = sub.add_parser("xor", help="train the temporal XOR task (2+bias-4-2) with EventProp or "
-                       "surrogate gradients; accuracy by the exact engine")
-    _training_args(p, epochs=100, lr=0.2, decay=0.95, clip=0.05)
-    p.add_argument("--hidden", type=_at_least(1), default=4, help="hidden neurons")
-    p.set_defaults(func=_xor)
-
-    p = sub.add_parser("timing", help="train a neuron to fire its first spike at target "
-                       "times (Adam, then Gauss-Newton steps); timing error by the exact engine")
-    _training_args(p, epochs=100, lr=0.03, decay=1.0, clip=0.0)
-    p.add_argument("--newton", type=int, default=20,
-                   help="at most this many Gauss-Newton steps after Adam (0: none)")
-    p.add_argument("--inputs", type=int, default=5, help="input neurons")
-    p.add_argument("--patterns", type=int, default=4, help="input patterns")
-    p.add_argument("--hidden", type=_at_least(1), default=None,
-                   help="add a hidden layer of this size")
-    p.add_argument("--silent-slope", type=float, default=0.0,
-                   help="silent-neuron rule of the loss (ms per unit voltage): a silent output "
-                        "reads t_max + slope (threshold - V_max); 0 (default): zero gradient")
-    p.set_defaults(func=_timing)
-
-    p = sub.add_parser("yinyang", help="train the Yin-Yang task (EventProp's configuration: "
-                       "5-200-3, tau 20/5 ms, Adam 5e-3, batch 32, lr x0.95/epoch); accuracy "
-                       "on the test set by the exact engine")
-    _training_args(p, epochs=100, lr=5e-3, decay=0.95, clip=0.0)
-    p.set_defaults(batch_size=32, revive=0.1)
-    p.add_argument("--hidden", type=_at_least(1), default=200, help="hidden neurons")
-    p.add_argument("--tau-mem", type=float, default=20.0, help="membrane time constant (ms)")
-    p.add_argument("--tau-syn", type=float, default=5.0, help="synaptic time constant (ms)")
-    p.add_argument("--train-size", type=int, default=5000)
-    p.add_argument("--validation-size", type=int, default=1000)
-    p.add_argument("--test-size", type=int, default=1000)
-    p.add_argument("--data-seed", type=int, default=None,
-                   help="seeds the data set (--seed seeds the weights and the batch order); "
-                        "default 0; not with --generator kriener")
-    p.add_argument("--generator", choices=("eventgrad", "kriener"), default="eventgrad",
-                   help="eventgrad: independent seeded draws (default); kriener: the reference "
-                        "generator's splits (train / validation / test seeds 42 / 41 / 40 of "
-                        "its README)")
-    p.add_argument("--silent-slope", type=float, default=5.0,
-                   help="silent-neuron rule of the loss (ms per unit voltage): a silent output "
-                        "reads t_max + slope (threshold - V_max); 0: zero gradient")
-    p.set_defaults(func=_yinyang)
+    for c in COMMANDS:
+        p = sub.add_parser(c.name, help=c.help)
+        c.add_args(p)
+        p.set_defaults(func=c.run)
     args = parser.parse_args(argv)
     _check_outputs(args)
     return args.func(args)
-
 
 if __name__ == "__main__":
     sys.exit(main())
