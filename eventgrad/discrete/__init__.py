@@ -3,14 +3,15 @@
 (:mod:`.surrogates`). Torch underneath, float64 by default."""
 
 from .timestepped import (
-                          DiscreteBatchResult,
-                          DiscreteDiagnostics,
-                          DiscreteResult,
-                          readout_tensor,
-                          run,
-                          simulate,
-                          value_and_grad,
+    DiscreteBatchResult,
+    DiscreteDiagnostics,
+    DiscreteResult,
+    DiscreteRun,
+    readout_tensor,
+    run,
+    simulate,
+    value_and_grad,
 )
 
 __all__ = ["simulate", "value_and_grad", "DiscreteResult", "DiscreteBatchResult",
-           "DiscreteDiagnostics", "run", "readout_tensor"]
+           "DiscreteDiagnostics", "DiscreteRun", "run", "readout_tensor"]

@@ -62,7 +62,7 @@ from ..model.spikes import Spikes
 from .surrogates import Surrogate, spike
 
 __all__ = ["simulate", "value_and_grad", "DiscreteResult", "DiscreteBatchResult",
-           "DiscreteDiagnostics", "run"]
+           "DiscreteDiagnostics", "DiscreteRun", "run", "readout_tensor"]
 
 _RESETS = ("to_reset", "subtract", "multiplicative")
 _UPDATES = ("exact", "euler")
@@ -101,7 +101,7 @@ class DiscreteResult:
     ``times`` the grid.
     """
 
-    def __init__(self, network: Network, batch_run: _Run, b: int) -> None:
+    def __init__(self, network: Network, batch_run: DiscreteRun, b: int) -> None:
         self.network = network
         self._run = batch_run
         self._b = b
@@ -137,7 +137,7 @@ class DiscreteResult:
 class DiscreteBatchResult(Sequence):
     """A batch of :class:`DiscreteResult`; ``first_spike_times(pop)`` has shape (batch, n)."""
 
-    def __init__(self, network: Network, batch_run: _Run) -> None:
+    def __init__(self, network: Network, batch_run: DiscreteRun) -> None:
         self._items = [DiscreteResult(network, batch_run, b) for b in range(batch_run.batch)]
         self.diagnostics = batch_run.diagnostics
 
@@ -155,17 +155,39 @@ class DiscreteBatchResult(Sequence):
 
 
 @dataclass
-class _Run:
+class DiscreteRun:
+    """A time-stepped forward pass as :func:`run` returns it, with its autograd graph.
+
+    ``first[p]``: (batch, n) tensor of interpolated first-spike times of population ``p``
+    (ms; inf where silent); ``vmax[p]``: (batch, n) tensor, the maximum of U over the grid;
+    ``spike_lists[p][b]``: ``(times, ids)`` numpy arrays of sample ``b``'s spikes;
+    ``voltages[p]``: ``(n_steps + 1, batch, n)`` tensor when recorded, else None; ``inputs``:
+    the validated input spikes.
+    """
+
     t_max: float
     dt: float
     n_steps: int
     batch: int
     inputs: list
-    first: list            # per population: (B, N) tensor, interpolated first-spike times (inf)
-    vmax: list             # per population: (B, N) tensor, max of U over the grid
-    spike_lists: list      # per population: per sample (times, ids) numpy
-    voltages: list | None  # per population: (n_steps + 1, B, N) tensor or None
+    first: list
+    vmax: list
+    spike_lists: list
+    voltages: list | None
     diagnostics: DiscreteDiagnostics
+
+
+@dataclass(frozen=True)
+class _StepOptions:
+    """The choices of :func:`run` that act inside a step (see the module docs)."""
+
+    surrogate: Surrogate
+    reset: str
+    detach_reset: bool
+    interpolate: bool
+    dtype: torch.dtype
+    t_max: float
+    dt: float
 
 
 def _check_options(dt, t_max, reset, update, inputs, surrogate, dtype, **flags):
@@ -196,17 +218,123 @@ def _check_options(dt, t_max, reset, update, inputs, surrogate, dtype, **flags):
     return dt, t_max, n_steps
 
 
+def _input_arrivals(pr, batch, n_steps: int, dt: float, inputs: str, dtype) -> list:
+    """An input projection's arrivals on the grid, one entry per distinct delay ``u``:
+    ``(X_I, X_U, mask)`` with the current and voltage an input spike adds at each step
+    (``(n_steps + 1, batch, n_pre)``: exact sub-step offsets for ``inputs="offset"``, the
+    nearest step for ``"round"``) and the synapses with that delay (``mask``, n_pre x n_post)."""
+    nrn = pr.post.neuron
+    out = []
+    for u in np.unique(pr.delays):
+        X_I = np.zeros((n_steps + 1, len(batch), pr.pre.size))
+        X_U = np.zeros((n_steps + 1, len(batch), pr.pre.size))
+        for b, s in enumerate(batch):
+            a = s.times + u
+            keep = a <= n_steps * dt
+            a, ids = a[keep], s.ids[keep]
+            if inputs == "offset":
+                m = np.maximum(np.ceil(a / dt - 1e-12), 0).astype(np.int64)
+                m = np.minimum(m, n_steps)
+                off = np.maximum(m * dt - a, 0.0)
+            else:
+                m = np.minimum(np.rint(a / dt).astype(np.int64), n_steps)
+                off = np.zeros_like(a)
+            np.add.at(X_I, (m, b, ids), np.exp(-off / nrn.tau_syn))
+            np.add.at(X_U, (m, b, ids), nrn.kernel(off))
+        out.append((torch.tensor(X_I, dtype=dtype), torch.tensor(X_U, dtype=dtype),
+                    torch.tensor(pr.delays == u, dtype=dtype)))
+    return out
+
+
+def _lif_arrivals(pr, dt: float, dtype) -> tuple[list, float, bool]:
+    """A projection from a LIF population: its delays rounded to whole steps, one entry per
+    distinct step count ``(pre, k, mask)``; also the largest rounding (ms) and whether a zero
+    delay to the same or an earlier population became one step (its spikes of this step are
+    not known yet)."""
+    k = np.rint(pr.delays / dt).astype(np.int64)
+    p, q = pr.pre.index, pr.post.index
+    k_used = np.maximum(k, 1) if p >= q else k
+    max_round = float(np.max(np.abs(k_used * dt - pr.delays)))
+    out, lagged = [], False
+    for kk in np.unique(k):
+        k_eff = int(kk)
+        if k_eff == 0 and p >= q:
+            k_eff, lagged = 1, True
+        out.append((p, k_eff, torch.tensor(k == kk, dtype=dtype)))
+    return out, max_round, lagged
+
+
+def _step_constants(nrn, dt: float, update: str) -> tuple:
+    """``(alpha, beta, gain, threshold, v_reset, refractory steps)`` of a population."""
+    beta = math.exp(-dt / nrn.tau_mem)
+    gain = float(nrn.kernel(dt)) if update == "exact" else 1.0 - beta
+    return (math.exp(-dt / nrn.tau_syn), beta, gain, nrn.threshold, nrn.v_reset,
+            round(nrn.t_ref / dt))
+
+
+def _fire(Uq, U_prev, refr, first, m: int, consts: tuple, o: _StepOptions):
+    """Spikes of one population at step ``m`` from its propagated potential ``Uq``: returns
+    ``(U after the reset, S, any fired, first-spike times, refractory counters, the step's
+    spikes as (samples, neurons, times) or None)``."""
+    _, _, _, theta, v_r, ref_steps = consts
+    is_ref = refr > 0
+    S = spike(Uq - theta, o.surrogate)
+    if ref_steps > 0:
+        S = S * (~is_ref).to(o.dtype)
+    fired = S.detach() > 0
+    any_fired = bool(fired.any())
+    spikes = None
+    if any_fired:
+        t_prev = (m - 1) * o.dt
+        if o.interpolate:
+            # guard the denominator where nothing fired (where() would turn an inf there into
+            # a nan gradient)
+            den = torch.where(fired, Uq - U_prev, torch.ones_like(Uq))
+            t_cross = t_prev + o.dt * (theta - U_prev) / den
+        else:
+            t_cross = torch.full_like(Uq, m * o.dt)
+        # the last step may end after t_max (when t_max is not a multiple of dt): a crossing
+        # later than t_max is outside the window, as in the event path
+        counted = fired & (t_cross.detach() <= o.t_max) if m * o.dt > o.t_max else fired
+        first = torch.where(counted & torch.isinf(first), t_cross, first)
+        bb, nn_ = torch.nonzero(counted, as_tuple=True)
+        spikes = (bb.numpy(), nn_.numpy(),
+                  t_cross.detach()[bb, nn_].cpu().numpy().astype(np.float64))
+    # the reset changes nothing forward where nothing fired, but an undetached reset still
+    # carries the surrogate's gradient there
+    if any_fired or (not o.detach_reset and S.requires_grad):
+        Sr = S.detach() if o.detach_reset else S
+        if o.reset == "to_reset":
+            Uq = Sr * v_r + (1.0 - Sr) * Uq
+        elif o.reset == "subtract":
+            Uq = Uq - (theta - v_r) * Sr
+        else:
+            Uq = (1.0 - Sr) * Uq
+    if ref_steps > 0:
+        refr = torch.where(fired, torch.full_like(refr, ref_steps), torch.clamp(refr - 1, min=0))
+    return Uq, S, any_fired, first, refr, spikes
+
+
+def _spike_lists(parts: list, B: int) -> list:
+    """A population's spikes per step ``(samples, neurons, times)`` as per-sample ``(times,
+    ids)`` numpy arrays."""
+    bs = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    ns = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+    ts = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0)
+    return [(ts[bs == b], ns[bs == b]) for b in range(B)]
+
+
 def run(network: Network, spikes, t_max: float, dt: float, weights=None,
         surrogate: Surrogate | None = None, reset: str = "to_reset", detach_reset: bool = True,
         update: str = "exact", inputs: str = "offset", interpolate: bool = True,
-        dtype: torch.dtype = torch.float64, record_voltage: bool = False) -> _Run:
+        dtype: torch.dtype = torch.float64, record_voltage: bool = False) -> DiscreteRun:
     """The time-stepped forward pass with autograd graph; see the module docs for options.
 
     ``spikes``: a Spikes or a non-empty sequence of them; ``t_max`` and the step ``dt`` in ms,
     ``0 < dt <= t_max``.
 
     ``weights``: one tensor per projection (default: the network's weights, as constants).
-    Returns the internal run record used by :func:`simulate` and :func:`value_and_grad`.
+    Returns the :class:`DiscreteRun` that :func:`simulate` and :func:`value_and_grad` read.
     """
     surrogate = Surrogate() if surrogate is None else surrogate
     dt, t_max, n_steps = _check_options(dt, t_max, reset, update, inputs, surrogate, dtype,
@@ -214,82 +342,44 @@ def run(network: Network, spikes, t_max: float, dt: float, weights=None,
                                         record_voltage=record_voltage)
     batch, _ = _validate_inputs(network, spikes)
     B = len(batch)
-    projs = network.projections
+    projs, pops = network.projections, network.populations
     if weights is None:
         weights = [torch.tensor(p.weights, dtype=dtype) for p in projs]
     if len(weights) != len(projs):
         raise ValueError(f"weights must have {len(projs)} tensors, got {len(weights)}")
     W = [w.to(dtype) for w in weights]
-    pops = network.populations
+    o = _StepOptions(surrogate, reset, detach_reset, interpolate, dtype, t_max, dt)
 
-    # ---- delays: input projections keep exact arrival times; LIF projections are rounded
-    max_round = 0.0
-    lagged: list[int] = []
-    internal: dict[int, list] = {q.index: [] for q in pops}    # post -> [(proj, pre, k, mask)]
-    input_terms: dict[int, list] = {q.index: [] for q in pops}  # post -> [(proj, X_I, X_U, mask)]
+    # arrivals: input projections keep exact arrival times; LIF projections are rounded. The
+    # masked weights are formed once per run (they stay in the autograd graph), and the steps
+    # that carry input at all are noted, so that empty steps cost nothing
+    in_terms = {q.index: [] for q in pops}     # post -> [(X_I, X_U, W masked, nonzero steps)]
+    int_terms = {q.index: [] for q in pops}    # post -> [(pre, k, W masked)]
+    max_round, lagged = 0.0, []
     for pr in projs:
-        q = pr.post.index
         if isinstance(pr.pre, InputPopulation):
-            nrn = pr.post.neuron
-            for u in np.unique(pr.delays):
-                mask = torch.tensor(pr.delays == u, dtype=dtype)
-                X_I = np.zeros((n_steps + 1, B, pr.pre.size))
-                X_U = np.zeros((n_steps + 1, B, pr.pre.size))
-                for b, s in enumerate(batch):
-                    a = s.times + u
-                    keep = a <= n_steps * dt
-                    a, ids = a[keep], s.ids[keep]
-                    if inputs == "offset":
-                        m = np.maximum(np.ceil(a / dt - 1e-12), 0).astype(np.int64)
-                        m = np.minimum(m, n_steps)
-                        off = np.maximum(m * dt - a, 0.0)
-                    else:
-                        m = np.minimum(np.rint(a / dt).astype(np.int64), n_steps)
-                        off = np.zeros_like(a)
-                    np.add.at(X_I, (m, b, ids), np.exp(-off / nrn.tau_syn))
-                    np.add.at(X_U, (m, b, ids), nrn.kernel(off))
-                input_terms[q].append((pr.index, torch.tensor(X_I, dtype=dtype),
-                                       torch.tensor(X_U, dtype=dtype), mask))
+            for X_I, X_U, mask in _input_arrivals(pr, batch, n_steps, dt, inputs, dtype):
+                in_terms[pr.post.index].append(
+                    (X_I, X_U, W[pr.index] * mask,
+                     X_I.reshape(n_steps + 1, -1).any(dim=1).tolist()))
         else:
-            k = np.rint(pr.delays / dt).astype(np.int64)
-            p = pr.pre.index
-            k_used = np.maximum(k, 1) if p >= q else k  # see the lag rule below
-            max_round = max(max_round, float(np.max(np.abs(k_used * dt - pr.delays))))
-            for kk in np.unique(k):
-                mask = torch.tensor(k == kk, dtype=dtype)
-                k_eff = int(kk)
-                if k_eff == 0 and p >= q:
-                    k_eff = 1
-                    if pr.index not in lagged:
-                        lagged.append(pr.index)
-                internal[q].append((pr.index, p, k_eff, mask))
+            terms, rounding, lag = _lif_arrivals(pr, dt, dtype)
+            int_terms[pr.post.index] += [(p, k, W[pr.index] * mask) for p, k, mask in terms]
+            max_round = max(max_round, rounding)
+            lagged += [pr.index] if lag else []
     max_ref_round = max((abs(round(q.neuron.t_ref / dt) * dt - q.neuron.t_ref) for q in pops),
                         default=0.0)
 
-    # ---- state
+    # state
     U = [torch.zeros(B, q.size, dtype=dtype) for q in pops]
     I = [torch.zeros(B, q.size, dtype=dtype) for q in pops]
     refr = [torch.zeros(B, q.size, dtype=torch.long) for q in pops]
     first = [torch.full((B, q.size), math.inf, dtype=dtype) for q in pops]
     vmax = [torch.zeros(B, q.size, dtype=dtype) for q in pops]
     S_hist: list[list[torch.Tensor]] = [[torch.zeros(B, q.size, dtype=dtype)] for q in pops]
-    spk: list[list] = [[] for _ in pops]  # (step, b, n, t)
+    spk: list[list] = [[] for _ in pops]
     volt = [[torch.zeros(B, q.size, dtype=dtype)] for q in pops] if record_voltage else None
-    consts = []
-    for q in pops:
-        nrn = q.neuron
-        alpha = math.exp(-dt / nrn.tau_syn)
-        beta = math.exp(-dt / nrn.tau_mem)
-        gain = float(nrn.kernel(dt)) if update == "exact" else 1.0 - beta
-        consts.append((alpha, beta, gain, nrn.threshold, nrn.v_reset,
-                       round(nrn.t_ref / dt)))
-
-    # masked weights once per run (they stay in the autograd graph), and which steps carry
-    # input at all, so that empty steps cost nothing
-    in_terms = {qi: [(X_I, X_U, W[pi] * mask, X_I.reshape(n_steps + 1, -1).any(dim=1).tolist())
-                     for pi, X_I, X_U, mask in lst] for qi, lst in input_terms.items()}
-    int_terms = {qi: [(p, k_eff, W[pi] * mask) for pi, p, k_eff, mask in lst]
-                 for qi, lst in internal.items()}
+    consts = [_step_constants(q.neuron, dt, update) for q in pops]
     any_hist: list[list[bool]] = [[False] for _ in pops]
 
     def arrivals(qi: int, m: int, Iq: torch.Tensor, Uq: torch.Tensor):
@@ -305,83 +395,37 @@ def run(network: Network, spikes, t_max: float, dt: float, weights=None,
                 Iq = Iq + S_hist[p][src] @ Wm
         return Iq, Uq
 
-    # step 0: arrivals at t = 0
-    for q in pops:
+    for q in pops:                           # step 0: arrivals at t = 0
         I[q.index], _ = arrivals(q.index, 0, I[q.index], U[q.index])
     for m in range(1, n_steps + 1):
-        t_prev = (m - 1) * dt
         for q in pops:
             qi = q.index
             alpha, beta, gain, theta, v_r, ref_steps = consts[qi]
             U_prev = U[qi]
-            Uq = beta * U_prev + gain * I[qi]
-            Iq = alpha * I[qi]
-            Iq, Uq = arrivals(qi, m, Iq, Uq)
-            is_ref = refr[qi] > 0
+            Iq, Uq = arrivals(qi, m, alpha * I[qi], beta * U_prev + gain * I[qi])
             if ref_steps > 0:
-                Uq = torch.where(is_ref, torch.full_like(Uq, v_r), Uq)
+                Uq = torch.where(refr[qi] > 0, torch.full_like(Uq, v_r), Uq)
             vmax[qi] = torch.maximum(vmax[qi], Uq)
             if theta == math.inf:
-                S = torch.zeros_like(Uq)
+                S, any_fired = torch.zeros_like(Uq), False
             else:
-                S = spike(Uq - theta, surrogate)
-                if ref_steps > 0:
-                    S = S * (~is_ref).to(dtype)
-                fired = S.detach() > 0
-                any_fired = bool(fired.any())
-                if any_fired:
-                    if interpolate:
-                        # guard the denominator where nothing fired (where() would turn an
-                        # inf there into a nan gradient)
-                        den = torch.where(fired, Uq - U_prev, torch.ones_like(Uq))
-                        t_cross = t_prev + dt * (theta - U_prev) / den
-                    else:
-                        t_cross = torch.full_like(Uq, m * dt)
-                    # the last step may end after t_max (when t_max is not a multiple of
-                    # dt): a crossing later than t_max is outside the window, as in the
-                    # event path
-                    counted = fired & (t_cross.detach() <= t_max) if m * dt > t_max else fired
-                    newly = counted & torch.isinf(first[qi])
-                    first[qi] = torch.where(newly, t_cross, first[qi])
-                    bb, nn_ = torch.nonzero(counted, as_tuple=True)
-                    spk[qi].append((bb.numpy(), nn_.numpy(),
-                                    t_cross.detach()[bb, nn_].cpu().numpy().astype(np.float64)))
-                # the reset changes nothing forward where nothing fired, but an undetached
-                # reset still carries the surrogate's gradient there
-                if any_fired or (not detach_reset and S.requires_grad):
-                    Sr = S.detach() if detach_reset else S
-                    if reset == "to_reset":
-                        Uq = Sr * v_r + (1.0 - Sr) * Uq
-                    elif reset == "subtract":
-                        Uq = Uq - (theta - v_r) * Sr
-                    else:
-                        Uq = (1.0 - Sr) * Uq
-                if ref_steps > 0:
-                    refr[qi] = torch.where(fired, torch.full_like(refr[qi], ref_steps),
-                                           torch.clamp(refr[qi] - 1, min=0))
+                Uq, S, any_fired, first[qi], refr[qi], fired_now = _fire(
+                    Uq, U_prev, refr[qi], first[qi], m, consts[qi], o)
+                if fired_now is not None:
+                    spk[qi].append(fired_now)
             U[qi], I[qi] = Uq, Iq
             S_hist[qi].append(S)
-            any_hist[qi].append(theta != math.inf and any_fired)
+            any_hist[qi].append(any_fired)
             if volt is not None:
                 volt[qi].append(Uq.detach())
 
-    spike_lists = []
-    for q in pops:
-        per = []
-        parts = spk[q.index]
-        bs = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
-        ns = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
-        ts = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0)
-        for b in range(B):
-            sel = bs == b
-            per.append((ts[sel], ns[sel]))
-        spike_lists.append(per)
     diag = DiscreteDiagnostics(dt, n_steps, max_round, lagged, max_ref_round, {
         "surrogate": repr(surrogate), "reset": reset, "detach_reset": detach_reset,
         "update": update, "inputs": inputs, "interpolate": interpolate,
         "dtype": str(dtype).replace("torch.", "")})
     voltages = [torch.stack(v) for v in volt] if volt is not None else None
-    return _Run(t_max, dt, n_steps, B, batch, first, vmax, spike_lists, voltages, diag)
+    return DiscreteRun(t_max, dt, n_steps, B, batch, first, vmax,
+                       [_spike_lists(spk[q.index], B) for q in pops], voltages, diag)
 
 
 def simulate(network: Network, spikes, t_max: float, dt: float, **options):
@@ -396,7 +440,7 @@ def simulate(network: Network, spikes, t_max: float, dt: float, **options):
     return DiscreteBatchResult(network, r)
 
 
-def readout_tensor(r: _Run, network: Network, loss: Loss) -> torch.Tensor:
+def readout_tensor(r: DiscreteRun, network: Network, loss: Loss) -> torch.Tensor:
     """The loss's readout from a run, ``(batch, n)``; silent neurons get ``loss.t_silent``
     (default ``t_max``) with zero gradient, as in the event path."""
     p = network.population(loss.pop)
