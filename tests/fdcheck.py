@@ -56,14 +56,14 @@ def rel_err(a, b):
     return float(np.linalg.norm(a - b) / denom)
 
 
-def loss_value(net, spikes, loss, t_max, target=None):
-    """``(loss, spike-count signature)`` of the forward pass alone, as value_and_grad computes
-    the loss."""
+def loss_value(net, spikes, loss, t_max, target=None, engine="fast"):
+    """``(loss, spike-count signature)`` of the forward pass alone (with ``engine``), as
+    value_and_grad computes the loss."""
     import torch
 
     from eventgrad.event.gradients import readout_values
 
-    res = eg.simulate(net, spikes, t_max)
+    res = eg.simulate(net, spikes, t_max, engine=engine)
     results = [res] if isinstance(spikes, eg.Spikes) else list(res)
     vals, _ = readout_values(results, loss)
     if isinstance(spikes, eg.Spikes) and target is not None and np.ndim(target) == 0:

@@ -67,8 +67,10 @@ def _draw(rng, build, t_max, tries=50):
     raise AssertionError("no active network found")
 
 
-def _check_all(net, sp, loss, t_max, target=None, label=""):
-    _, g = eg.value_and_grad(net, sp, loss, t_max, target)
+def _check_all(net, sp, loss, t_max, target=None, label="", engine="fast"):
+    """The gradient of ``engine`` against central differences of the same engine's forward
+    pass, for weights, delays and input times."""
+    _, g = eg.value_and_grad(net, sp, loss, t_max, target, engine=engine)
     shapes = [p.weights.shape for p in net.projections]
     sizes = [int(np.prod(s)) for s in shapes]
 
@@ -93,7 +95,7 @@ def _check_all(net, sp, loss, t_max, target=None, label=""):
         return n2
 
     def loss_of(n2, sp2):
-        return loss_value(n2, sp2, loss, t_max, target)
+        return loss_value(n2, sp2, loss, t_max, target, engine)
 
     checks = {
         "weights": (w0, H_W, lambda x: loss_of(with_weights(x), sp),
@@ -125,21 +127,23 @@ def _check_all(net, sp, loss, t_max, target=None, label=""):
     (3, 0.5, 1.0, 4),       # tau_syn > tau_mem, refractory, three layers
     (2, 1.0 + 1e-9, 0.0, 5),  # near-equal time constants
 ])
-def test_feedforward_first_spike_mse(n_layers, ratio, t_ref, seed):
+def test_feedforward_first_spike_mse(n_layers, ratio, t_ref, seed, engine):
     rng = np.random.default_rng(seed)
     net, sp = _draw(rng, lambda r: _ff_net(r, n_layers, ratio, t_ref, v_reset=-0.1), 80.0)
     loss = SpikeTimeMSE(targets=[12.0, 18.0])
-    _check_all(net, sp, loss, 80.0, label=f"ff{n_layers} r{ratio} tref{t_ref}")
+    _check_all(net, sp, loss, 80.0, label=f"ff{n_layers} r{ratio} tref{t_ref} {engine}",
+               engine=engine)
 
 
 @pytest.mark.parametrize("ratio,t_ref,seed", [(4.0, 0.0, 11), (1.0, 1.0, 12)])
-def test_recurrent_cross_entropy(ratio, t_ref, seed):
+def test_recurrent_cross_entropy(ratio, t_ref, seed, engine):
     rng = np.random.default_rng(seed)
     net, sp = _draw(rng, lambda r: _recurrent_net(r, ratio, t_ref), 60.0)
     res = eg.simulate(net, sp, 60.0)
     assert res.spike_counts("hidden").sum() > 4  # recurrence is exercised
     loss = FirstSpikeCrossEntropy(tau0=2.0, tau1=10.0, alpha=0.01)
-    _check_all(net, sp, loss, 60.0, target=1, label=f"rec r{ratio} tref{t_ref}")
+    _check_all(net, sp, loss, 60.0, target=1, label=f"rec r{ratio} tref{t_ref} {engine}",
+               engine=engine)
 
 
 def test_max_voltage_readout():
@@ -259,7 +263,6 @@ def test_shallow_crossing_warns_once_with_the_tolerance():
         eg.value_and_grad(_single(4.0 * (1 + 1e-8)), sp, SpikeTimeMSE([0.0]), 100.0)
 
 
-@pytest.mark.parametrize("engine", ["layered", "general", "reference"])
 def test_batch_min_crossing_slope_is_the_records_smallest_slope(engine):
     """The warning's shortcut (``min_slope``): the batch's smallest slope from the forward
     pass's diagnostics equals the smallest ``I - threshold`` of its records, and ``inf``

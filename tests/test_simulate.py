@@ -130,7 +130,7 @@ def too_active(net, times, ids, t_max):
     return False
 
 
-def run_well_posed(make, n_wanted, max_tries, t_max=30.0):
+def run_well_posed(make, n_wanted, max_tries, t_max=30.0, engine="fast"):
     """Draw samples with ``make(seed) -> (net, times, ids)`` until ``n_wanted`` are well posed;
     compare each with the reference. Ill-posed (and runaway) draws are replaced, at most
     ``max_tries - n_wanted`` of them (so nothing is skipped silently)."""
@@ -146,7 +146,7 @@ def run_well_posed(make, n_wanted, max_tries, t_max=30.0):
         if not well_posed(ref, t_max):
             rejected += 1
             continue
-        res = eg.simulate(net, eg.Spikes(times, ids), t_max)
+        res = eg.simulate(net, eg.Spikes(times, ids), t_max, engine=engine)
         assert_matches_reference(net, res, ref)
         assert res.diagnostics.n_spikes == len(ref.spikes)
         n_spikes += len(ref.spikes)
@@ -155,24 +155,24 @@ def run_well_posed(make, n_wanted, max_tries, t_max=30.0):
 
 
 @pytest.mark.parametrize("n_layers", [1, 2, 3])
-def test_feedforward_random_networks_match_reference(n_layers):
+def test_feedforward_random_networks_match_reference(n_layers, engine):
     def make(seed):
         rng = np.random.default_rng(1000 * n_layers + seed)
         net = random_net(rng, n_layers, taus=TAUS[seed % len(TAUS)])
         return (net, *rand_inputs(rng, net.input.size, 30.0))
 
-    n_spikes, _ = run_well_posed(make, len(TAUS), 2 * len(TAUS))
+    n_spikes, _ = run_well_posed(make, len(TAUS), 2 * len(TAUS), engine=engine)
     assert n_spikes >= 10 * len(TAUS)  # the samples are not trivially silent
 
 
 @pytest.mark.parametrize("n_layers", [1, 2])
-def test_recurrent_random_networks_match_reference(n_layers):
+def test_recurrent_random_networks_match_reference(n_layers, engine):
     def make(seed):
         rng = np.random.default_rng(5000 + 1000 * n_layers + seed)
         net = random_net(rng, n_layers, recurrent=True, taus=TAUS[(seed + 3) % len(TAUS)])
         return (net, *rand_inputs(rng, net.input.size, 30.0))
 
-    n_spikes, _ = run_well_posed(make, 6, 12)
+    n_spikes, _ = run_well_posed(make, 6, 12, engine=engine)
     assert n_spikes >= 60
 
 
