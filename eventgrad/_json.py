@@ -1,4 +1,10 @@
-"""One walker that turns result objects into strict JSON values (used by the CLI and savers)."""
+"""The one JSON encoding of eventgrad's outputs (the CLI, saved runs, cross-check tables).
+
+Strict JSON has no inf or NaN; eventgrad writes them as the strings ``"inf"``, ``"-inf"`` and
+``"nan"``, which ``float()`` reads back (a silent neuron's first-spike time is inf, an
+undefined cosine nan: the value says which). numpy arrays become lists, numpy scalars Python
+numbers, a ``torch.dtype`` its name, dict keys strings, any other object its ``repr``.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +14,15 @@ import numpy as np
 import torch
 
 
-def plain(obj, nonfinite: str = "string"):
-    """A JSON-ready copy of ``obj``: dicts (keys made ``str``), lists, numbers, strings, None.
-
-    numpy arrays become lists, numpy scalars Python numbers, a ``torch.dtype`` its name, any
-    other object its ``repr``. Non-finite floats have no strict-JSON form: ``nonfinite="string"``
-    writes ``"inf"``, ``"-inf"``, ``"nan"`` (``float()`` reads them back), ``"null"`` writes
-    ``None``.
-    """
-    if nonfinite not in ("string", "null"):
-        raise ValueError(f"nonfinite must be 'string' or 'null', got {nonfinite!r}")
-    return _walk(obj, nonfinite == "string")
-
-
-def _walk(obj, as_string: bool):
+def to_json(obj):
+    """A JSON-ready copy of ``obj`` in the encoding of the module docs (``json.dumps(...,
+    allow_nan=False)`` accepts it)."""
     if isinstance(obj, dict):
-        return {str(k): _walk(v, as_string) for k, v in obj.items()}
+        return {str(k): to_json(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_walk(v, as_string) for v in obj]
+        return [to_json(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _walk(obj.tolist(), as_string)
+        return to_json(obj.tolist())
     if isinstance(obj, (np.bool_, bool)):
         return bool(obj)
     if isinstance(obj, (np.integer, int)):
@@ -36,8 +31,6 @@ def _walk(obj, as_string: bool):
         v = float(obj)
         if math.isfinite(v):
             return v
-        if not as_string:
-            return None
         return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
     if isinstance(obj, torch.dtype):
         return str(obj).replace("torch.", "")

@@ -453,9 +453,8 @@ def test_json_encodings_of_non_finite_values():
                      "none": None, "other": "slice(None, 1, None)"}
     assert [float(v) for v in saved["a"][:3]] == [1.5, np.inf, -np.inf]
     assert np.isnan(float(saved["a"][3]))
-    assert crosscheck.to_json(obj)["a"] == [1.5, None, None, None]
-    for enc in (saved, crosscheck.to_json(obj)):
-        json.dumps(enc, allow_nan=False)
+    assert crosscheck.to_json is training.to_json       # one encoding (eventgrad._json)
+    json.dumps(saved, allow_nan=False)
     assert type(saved["2"][0]) is int and type(saved["2"][1]) is bool
 
 

@@ -125,8 +125,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"\ndone in {elapsed:.1f} s. More: eventgrad xor | timing | yinyang | crosscheck | "
           f"figure1 --help")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(cc.to_json({**summary, "environment": _environment()}), f, indent=1)
+        _write_json(args.json, summary)
     return 0
 
 
@@ -191,8 +190,7 @@ def _crosscheck(args: argparse.Namespace) -> int:
                     "surrogates": list(args.surrogate), "scales": list(args.scale),
                     "detach_resets": list(detach), "fd": not args.no_fd, "fd_h": args.fd_h,
                     "seconds": elapsed, "environment": _environment()}
-        with open(args.json, "w") as f:
-            json.dump(cc.to_json({"rows": rows, "settings": settings}), f, indent=1)
+        _write_json(args.json, {"rows": rows, "settings": settings}, environment=False)
     if args.plot:
         cc.plot(rows, args.plot, title=f"Surrogate vs exact (EventProp) gradient: {task.name}, "
                                        f"seed {args.seed}")
@@ -249,8 +247,7 @@ def _figure1(args: argparse.Namespace) -> int:
     data["settings"]["seconds"] = elapsed
     data["settings"]["environment"] = _environment()
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(cc.to_json(data), f, indent=1)
+        _write_json(args.json, data, environment=False)
     if args.plot:
         cc.plot_figure1(data, args.plot)
     return 0
@@ -288,10 +285,12 @@ def _environment() -> dict:
     return environment()
 
 
-def _write_json(path: str, obj) -> None:
-    from .training import to_json
+def _write_json(path: str, obj: dict, environment: bool = True) -> None:
+    """``obj`` as strict JSON (:mod:`eventgrad._json`), with the run's environment (unless
+    ``obj`` carries it already, ``environment=False``)."""
+    from .._json import to_json
 
-    obj = {**obj, "environment": _environment()} if isinstance(obj, dict) else obj
+    obj = {**obj, "environment": _environment()} if environment else obj
     with open(path, "w") as f:
         json.dump(to_json(obj), f, indent=1, allow_nan=False)
 

@@ -73,7 +73,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._json import plain
+from .._json import to_json
 from ..discrete.surrogates import Surrogate
 from ..event.gradients import readout_values, value_and_grad
 from ..event.simulate import simulate
@@ -372,11 +372,6 @@ def format_table(rows: Sequence[dict]) -> str:
             cells.append(format(s, align))
         lines.append(" ".join(cells))
     return "\n".join(lines)
-
-
-def to_json(obj):
-    """``obj`` with numpy scalars made plain and non-finite floats made ``None`` (strict JSON)."""
-    return plain(obj, nonfinite="null")
 
 
 def plot(rows: Sequence[dict], path: str, projections: Sequence[str] | None = None,

@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._json import plain
+from .._json import to_json
 from ..discrete.surrogates import Surrogate
 from ..event.gradients import readout_values
 from ..event.simulate import DEFAULT_MAX_EVENTS, simulate
@@ -745,12 +745,6 @@ def newton_refine(task, network: Network, steps: int = 20, tol: float = 0.0,
 
 
 # ------------------------------------------------------------------------------ save / load
-def to_json(obj) -> object:
-    """A JSON-ready copy of ``obj``: numpy -> lists, non-finite floats -> the strings "inf",
-    "-inf", "nan" (strict JSON; see :func:`save`)."""
-    return plain(obj, nonfinite="string")
-
-
 def _float(v) -> float:
     return float(v)  # float("inf") / float("nan") read the string encoding back
 
