@@ -1,8 +1,38 @@
-"""Argument checks shared by the modules that take arrays from users (no heavy imports)."""
+"""Argument checks shared by the modules that take values from users (no heavy imports).
+
+Every message names the argument and the value it got."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+
+def _real(value, name: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+
+
+def positive(value, name: str, unit: str = "") -> float:
+    """``value`` as a float; ValueError "``name`` must be finite and > 0 [unit], got ..."
+    unless it is (TypeError if it is not a number)."""
+    v = _real(value, name)
+    if not (math.isfinite(v) and v > 0.0):
+        raise ValueError(f"{name} must be finite and > 0{' ' + unit if unit else ''}, "
+                         f"got {value!r}")
+    return v
+
+
+def non_negative(value, name: str, unit: str = "") -> float:
+    """As :func:`positive`, for ``>= 0``."""
+    v = _real(value, name)
+    if not (math.isfinite(v) and v >= 0.0):
+        raise ValueError(f"{name} must be finite and >= 0{' ' + unit if unit else ''}, "
+                         f"got {value!r}")
+    return v
 
 #: Where to go for gradients, by kind of argument (see :func:`float_array`).
 WEIGHTS_GRADIENT = ("the torch bridge, eventgrad.torch.SpikingNetwork or "

@@ -49,6 +49,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numba import njit
 
+from ._checks import non_negative, positive
+
 if TYPE_CHECKING:  # torch is imported where a loss is evaluated, not with eventgrad
     import torch
 
@@ -69,8 +71,7 @@ class Loss:
         if t_silent is not None and not math.isfinite(float(t_silent)):
             raise ValueError(f"t_silent must be finite, got {t_silent!r}")
         self.t_silent = None if t_silent is None else float(t_silent)
-        if not math.isfinite(float(silent_slope)) or silent_slope < 0:
-            raise ValueError(f"silent_slope must be finite and >= 0, got {silent_slope!r}")
+        non_negative(silent_slope, "silent_slope")
         self.silent_slope = float(silent_slope)
 
     def __call__(self, values: torch.Tensor, target=None) -> torch.Tensor:  # pragma: no cover
@@ -219,11 +220,9 @@ class FirstSpikeCrossEntropy(Loss):
     def __init__(self, tau0: float = 0.5, tau1: float = 6.4, alpha: float = 3e-3, pop="output",
                  t_silent: float | None = None, silent_slope: float = 0.0) -> None:
         super().__init__(pop, t_silent, silent_slope)
-        for name, v in (("tau0", tau0), ("tau1", tau1)):
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be finite and > 0, got {v!r}")
-        if not math.isfinite(alpha) or alpha < 0:
-            raise ValueError(f"alpha must be finite and >= 0, got {alpha!r}")
+        positive(tau0, "tau0")
+        positive(tau1, "tau1")
+        non_negative(alpha, "alpha")
         self.tau0, self.tau1, self.alpha = float(tau0), float(tau1), float(alpha)
 
     def __call__(self, values: torch.Tensor, target=None) -> torch.Tensor:
@@ -293,8 +292,7 @@ class MaxVoltageCrossEntropy(Loss):
 
     def __init__(self, pop="output", scale: float = 1.0) -> None:
         super().__init__(pop, None)
-        if not math.isfinite(scale) or scale <= 0:
-            raise ValueError(f"scale must be finite and > 0, got {scale!r}")
+        positive(scale, "scale")
         self.scale = float(scale)
 
     def __call__(self, values: torch.Tensor, target=None) -> torch.Tensor:

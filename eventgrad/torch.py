@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._checks import non_negative
 from .event.gradients import Readout, backward_batch
 from .event.plan import plan_for
 from .event.simulate import (
@@ -137,8 +138,7 @@ class EventPropFunction(torch.autograd.Function):
 
 def _options(network, t_max, readouts, t_silent, silent_slope, learn_delays, max_events,
              engine, all_spikes=False) -> BridgeOptions:
-    if not (np.isfinite(silent_slope) and silent_slope >= 0.0):
-        raise ValueError(f"silent_slope must be finite and >= 0, got {silent_slope!r}")
+    non_negative(silent_slope, "silent_slope")
     readouts = tuple(tuple(r) for r in readouts)
     first = () if all_spikes else first_only_populations(network, readouts)
     return BridgeOptions(network, _check_t_max(t_max), readouts, t_silent, float(silent_slope),

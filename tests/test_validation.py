@@ -434,3 +434,22 @@ def test_empty_batch_names_spikes_everywhere():
     with raises(ValueError, msg, "got an empty list"):
         eventprop(net, [], 10.0, [torch.ones((2, 3), dtype=torch.float64)],
                   readouts=(("first_spike", "h"),))
+
+
+def test_shared_scalar_checks_name_the_argument_and_the_value():
+    """eventgrad._checks.positive / non_negative: the value back as a float, or an error
+    naming the argument, the rule (with its unit) and the value."""
+    from eventgrad._checks import non_negative, positive
+    from eventgrad.discrete.surrogates import Surrogate
+
+    assert positive(np.float32(2.5), "dt", "ms") == 2.5 and non_negative(0, "alpha") == 0.0
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"^dt must be finite and > 0 ms, got "):
+            positive(bad, "dt", "ms")
+    for bad in (-1e-300, float("nan"), float("-inf")):
+        with pytest.raises(ValueError, match=r"^alpha must be finite and >= 0, got "):
+            non_negative(bad, "alpha")
+    with pytest.raises(TypeError, match=r"^lr must be a real number, got 'fast'"):
+        positive("fast", "lr")
+    with pytest.raises(ValueError, match="surrogate scale must be finite and > 0, got -2"):
+        Surrogate("superspike", -2)

@@ -23,12 +23,11 @@ The scale matters more than the shape (Zenke & Vogels 2021): the cross-check var
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 __all__ = ["Surrogate", "SURROGATES", "spike"]
 
+from .._checks import positive
 from .._constants import SURROGATES
 
 
@@ -44,9 +43,7 @@ class Surrogate:
     def __init__(self, name: str = "superspike", scale: float = 10.0) -> None:
         if name not in SURROGATES:
             raise ValueError(f"surrogate name must be one of {SURROGATES}, got {name!r}")
-        scale = float(scale)
-        if not math.isfinite(scale) or scale <= 0:
-            raise ValueError(f"surrogate scale must be finite and > 0, got {scale!r}")
+        scale = positive(scale, "surrogate scale")
         self.name = name
         self.scale = scale
 

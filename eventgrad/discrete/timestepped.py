@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .._checks import positive
 from ..event.gradients import Gradients
 from ..event.simulate import _validate_inputs
 from ..losses import Loss
@@ -191,12 +192,8 @@ class _StepOptions:
 
 
 def _check_options(dt, t_max, reset, update, inputs, surrogate, dtype, **flags):
-    dt = float(dt)
-    if not math.isfinite(dt) or dt <= 0:
-        raise ValueError(f"dt must be finite and > 0 ms, got {dt!r}")
-    t_max = float(t_max)
-    if not math.isfinite(t_max) or t_max <= 0:
-        raise ValueError(f"t_max must be finite and > 0 ms, got {t_max!r}")
+    dt = positive(dt, "dt", "ms")
+    t_max = positive(t_max, "t_max", "ms")
     if dt > t_max:   # one step: the grid would see nothing the window holds
         raise ValueError(f"dt must be <= t_max, got dt={dt!r} ms > t_max={t_max!r} ms")
     if reset not in _RESETS:

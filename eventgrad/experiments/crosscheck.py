@@ -73,6 +73,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .._checks import positive
 from .._json import to_json
 from ..discrete.surrogates import Surrogate
 from ..event.gradients import readout_values, value_and_grad
@@ -123,9 +124,7 @@ def central_differences(evaluate: Callable, x0, h: float) -> FDResult:
     ``discontinuous`` and its ``grad`` is ``nan`` (never silently dropped or zeroed).
     """
     x0 = np.array(x0, dtype=np.float64)
-    h = float(h)
-    if not math.isfinite(h) or h <= 0:
-        raise ValueError(f"h must be finite and > 0, got {h!r}")
+    h = positive(h, "h")
     g = np.zeros_like(x0)
     bad = []
     _, base = evaluate(x0)

@@ -50,12 +50,12 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import non_negative, positive
 from ..event.simulate import simulate
 from ..losses import FirstSpikeCrossEntropy, Loss, SpikeTimeMSE
 from ..model.network import Network, _check_size
@@ -378,10 +378,8 @@ def yinyang_inputs(points, t_late: float = 30.0, bias_time: float = 0.0,
         raise ValueError(f"points must have shape (n, 2), got {pts.shape}")
     if not np.all(np.isfinite(pts)) or np.any(pts < 0) or np.any(pts > 1):
         raise ValueError("points must be finite and in [0, 1]")
-    if not (math.isfinite(t_late) and t_late > 0):
-        raise ValueError(f"t_late must be finite and > 0 ms, got {t_late!r}")
-    if not (math.isfinite(bias_time) and bias_time >= 0):
-        raise ValueError(f"bias_time must be finite and >= 0 ms, got {bias_time!r}")
+    positive(t_late, "t_late", "ms")
+    non_negative(bias_time, "bias_time", "ms")
     if int(repeat) != repeat or repeat < 1:
         raise ValueError(f"repeat must be an integer >= 1, got {repeat!r}")
     repeat = int(repeat)

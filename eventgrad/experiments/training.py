@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .._checks import non_negative, positive
 from .._json import to_json
 from ..discrete.surrogates import Surrogate
 from ..event.gradients import readout_values
@@ -510,12 +511,9 @@ def _checked_options(task, method, epochs, lr, lr_decay, revive, clip_grad_norm,
     epochs = int(epochs)
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
-    if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be finite and > 0, got {lr!r}")
-    if not (math.isfinite(lr_decay) and lr_decay > 0):
-        raise ValueError(f"lr_decay must be finite and > 0, got {lr_decay!r}")
-    if not (math.isfinite(revive) and revive >= 0):
-        raise ValueError(f"revive must be finite and >= 0, got {revive!r}")
+    positive(lr, "lr")
+    positive(lr_decay, "lr_decay")
+    non_negative(revive, "revive")
     clip = _clip_norm(clip_grad_norm)
     if method == "eventprop" and discrete_options:
         raise ValueError(f"options {sorted(discrete_options)} apply to method='surrogate' only")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .._checks import TIMES_GRADIENT, float_array
+from .._checks import TIMES_GRADIENT, float_array, positive
 
 __all__ = ["Spikes"]
 
@@ -114,9 +114,7 @@ class Spikes:
         a = np.asarray(dense)
         if a.ndim != 2:
             raise ValueError(f"dense must be 2-D (n_neurons, n_steps), got shape {a.shape}")
-        dt = float(dt)
-        if not np.isfinite(dt) or dt <= 0:
-            raise ValueError(f"dt must be finite and > 0, got {dt!r}")
+        dt = positive(dt, "dt")
         af = a.astype(np.float64)
         if not np.all(np.isfinite(af)) or np.any(af < 0) or np.any(af != np.round(af)):
             raise ValueError("dense must hold non-negative integer spike counts")
@@ -135,12 +133,8 @@ class Spikes:
         n = self.n_neurons if n_neurons is None else int(n_neurons)
         if n is None:
             n = int(self.ids.max()) + 1 if self.ids.size else 0
-        dt = float(dt)
-        if not np.isfinite(dt) or dt <= 0:
-            raise ValueError(f"dt must be finite and > 0, got {dt!r}")
-        t_max_f = float(t_max)
-        if not np.isfinite(t_max_f) or t_max_f <= 0:
-            raise ValueError(f"t_max must be finite and > 0 ms, got {t_max!r}")
+        dt = positive(dt, "dt")
+        t_max_f = positive(t_max, "t_max", "ms")
         n_steps = int(np.ceil(t_max_f / dt))
         # bin j holds j*dt <= t < (j+1)*dt, with j*dt computed exactly as from_dense does
         bins = np.floor(self.times / dt).astype(np.int64)
