@@ -14,7 +14,8 @@ can be used on the outputs unchanged. Tensors are float64 on the CPU.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +36,7 @@ from .model.network import Network, _as_delays, _as_weights
 from .model.spikes import Spikes
 
 __all__ = ["BridgeOptions", "Forward", "EventPropFunction", "SpikingNetwork", "eventprop",
-           "run_forward", "first_only_populations"]
+           "run_forward", "first_only_populations", "torch_threads"]
 
 
 @dataclass(frozen=True)
@@ -257,3 +258,18 @@ class SpikingNetwork(nn.Module):
         if self.delays is not None:
             for d in self.delays:
                 d.clamp_(min=min_delay)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` inside the block and restored after (None or 0:
+    left as they are). The tensors of training and of the command line are small: idle
+    intra-op threads only add latency to each small op, so one thread is fastest there. (The
+    event engines' threads are :func:`eventgrad.set_num_threads`.)"""
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

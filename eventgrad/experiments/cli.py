@@ -136,14 +136,10 @@ def _one_thread(func):
 
     @functools.wraps(func)
     def wrapper(args):
-        import torch
+        from ..torch import torch_threads
 
-        n = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with torch_threads(1):
             return func(args)
-        finally:
-            torch.set_num_threads(n)
     return wrapper
 
 

@@ -69,6 +69,7 @@ from ..event.simulate import DEFAULT_MAX_EVENTS, simulate
 from ..losses import dead_neuron_penalty
 from ..model.network import InputPopulation, Network
 from ..model.neuron import LIF
+from ..torch import torch_threads as torch_threads_set
 from .provenance import environment
 
 __all__ = ["TrainResult", "train", "EventPropStep", "adam", "evaluate", "newton_refine", "save",
@@ -246,17 +247,6 @@ def adam(params, lr: float) -> torch.optim.Adam:
         return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):   # a torch without the fused CPU form
         return torch.optim.Adam(params, lr=lr)
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None):
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _surrogate_config(options: dict) -> dict:
@@ -462,7 +452,7 @@ def train(task, method: str = "eventprop", epochs: int = 100, lr: float = 0.01,
         raise ValueError(f"epochs must be >= the {len(state[0]) - 1} epochs the checkpoint "
                          f"{ckpt.path} holds, got {epochs}")
 
-    with _torch_threads(torch_threads), ckpt.reporting_interrupts():
+    with torch_threads_set(torch_threads), ckpt.reporting_interrupts():
         t0 = time.perf_counter()
         if state is None:
             history = [_entry(task, snapshot(), 0, None, lr, 0.0, t0, "init")]
