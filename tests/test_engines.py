@@ -331,8 +331,8 @@ def test_batch_backward_equals_per_sample_reference(kind, readout):
     for x, y in zip((one.weights, one.delays, one.input_times),
                     (three.weights, three.delays, three.input_times)):
         np.testing.assert_array_equal(x, y)
-    g, parts = r.adjoint_inputs(dv, len(res.records.times))
-    probes = Probes.from_columns(parts, len(res))
+    inp = r.adjoint_inputs(dv, len(res.records.times))
+    g, probes = inp.spike_time_grads, Probes.from_columns(inp.probes, len(res))
     ref_w = np.zeros_like(one.weights)
     ref_d = np.zeros_like(one.delays)
     off, ioff = res.records.offsets, res.flat_inputs.offsets

@@ -149,12 +149,12 @@ class SampleGradients:
 
 def _flat_probes(probes):
     """VoltageProbes of one sample as the engines' flat :class:`Probes`."""
-    from .engines import Probes
+    from .engines import ProbeColumns, Probes
 
-    parts = [(np.zeros(len(q.neurons), dtype=np.int64),
-              np.full(len(q.neurons), q.pop, dtype=np.int64), np.asarray(q.neurons),
-              np.asarray(q.times), np.asarray(q.dL_dV), np.asarray(q.at_arrival),
-              np.asarray(q.vdot_left), np.asarray(q.at_end)) for q in probes]
+    parts = [ProbeColumns(np.zeros(len(q.neurons), dtype=np.int64),
+                          np.full(len(q.neurons), q.pop, dtype=np.int64), np.asarray(q.neurons),
+                          np.asarray(q.times), np.asarray(q.dL_dV), np.asarray(q.at_arrival),
+                          np.asarray(q.vdot_left), np.asarray(q.at_end)) for q in probes]
     return Probes.from_columns(parts, 1)
 
 

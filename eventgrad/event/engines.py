@@ -18,6 +18,7 @@ adjoint of any other: the adjoint rebuilds what it needs from the spike records.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,8 +26,8 @@ import numpy as np
 from .diagnostics import N_FLOAT, N_INT
 
 __all__ = ["ENGINES", "resolve", "BatchRecords", "FlatInputs", "ForwardOutput", "forward",
-           "Probes", "BackwardOutput", "backward", "set_num_threads", "get_num_threads",
-           "threads_for", "available_cpus"]
+           "Probes", "ProbeColumns", "BackwardOutput", "backward", "set_num_threads",
+           "get_num_threads", "threads_for", "available_cpus"]
 
 ENGINES = ("fast", "layered", "general", "reference")
 
@@ -200,6 +201,27 @@ def forward(plan, inputs: FlatInputs, t_max: float, max_events: int, engine: str
 
 
 @dataclass(frozen=True)
+class ProbeColumns:
+    """Some voltage probes of a batch, column by column, samples in any order (what a readout
+    contributes; :meth:`Probes.from_columns` gathers them): the sample of each, its
+    population, neuron, time (ms), dL/dV, whether V is the left limit at an arrival, dV/dt
+    there (1/ms), whether the time is ``t_max``."""
+
+    sample: np.ndarray
+    pop: np.ndarray
+    neuron: np.ndarray
+    time: np.ndarray
+    dL_dV: np.ndarray
+    at_arrival: np.ndarray
+    vdot_left: np.ndarray
+    at_end: np.ndarray
+
+    def columns(self) -> tuple:
+        return (self.sample, self.pop, self.neuron, self.time, self.dL_dV, self.at_arrival,
+                self.vdot_left, self.at_end)
+
+
+@dataclass(frozen=True)
 class Probes:
     """Loss terms on the membrane potential, flat over a batch (sample ``b``'s are
     ``[offsets[b]:offsets[b+1]]``): population, neuron, time (ms), dL/dV, whether V is the left
@@ -219,12 +241,12 @@ class Probes:
                 self.vdot_left, self.at_end)
 
     @staticmethod
-    def from_columns(parts: list[tuple], B: int) -> Probes:
-        """Probes of a batch of ``B`` samples from column tuples ``(sample, pop, neuron, time,
-        dL_dV, at_arrival, vdot_left, at_end)`` (any order of samples)."""
+    def from_columns(parts: Sequence[ProbeColumns], B: int) -> Probes:
+        """Probes of a batch of ``B`` samples from the :class:`ProbeColumns` of its readouts
+        (sorted by sample, stably)."""
         if not parts:
             return Probes.empty(B)
-        cols = [np.concatenate([p[c] for p in parts]) for c in range(8)]
+        cols = [np.concatenate([p.columns()[c] for p in parts]) for c in range(8)]
         order = np.argsort(cols[0], kind="stable")
         cols = [c[order] for c in cols]
         off = np.zeros(B + 1, dtype=np.int64)

@@ -22,7 +22,7 @@ from .readout import AT_ARRIVAL, AT_END, MaxVoltage, as_batch, max_voltage_batch
 from .result import BatchResult, Diagnostics, SimulationResult
 from .simulate import DEFAULT_MAX_EVENTS, simulate
 
-__all__ = ["Gradients", "Readout", "value_and_grad", "read", "readout_values",
+__all__ = ["Gradients", "Readout", "AdjointInputs", "value_and_grad", "read", "readout_values",
            "backward_batch", "batch_backward", "READOUTS"]
 
 #: Readouts a loss or the torch bridge can take of a population (see :func:`read`).
@@ -121,11 +121,9 @@ class Readout:
                                    workers=workers)
         return Readout(readout, p.index, mv.values, None, mv)
 
-    def adjoint_inputs(self, dvalues: np.ndarray, n_records: int
-                       ) -> tuple[np.ndarray, list[tuple]]:
-        """``dL/d(values)`` (batch, n) as the adjoint's inputs: dL/dt per flat record and the
-        voltage probes, as a list of ``(sample, pop, neuron, time, dL_dV, at_arrival,
-        vdot_left, at_end)`` column arrays."""
+    def adjoint_inputs(self, dvalues: np.ndarray, n_records: int) -> AdjointInputs:
+        """``dL/d(values)`` (batch, n) as the adjoint's inputs (:class:`AdjointInputs`): dL/dt
+        per flat record and the voltage probes."""
         dv = np.asarray(dvalues, dtype=np.float64)
         g = np.zeros(n_records)
         probes = []
@@ -137,15 +135,24 @@ class Readout:
                                            -self.silent_slope * dv))
         else:   # entries with no value (nan, kind -1) or a zero derivative add nothing
             probes.append(self._probes((self.vmax.kind >= 0) & (dv != 0.0), dv))
-        return g, probes
+        return AdjointInputs(g, tuple(probes))
 
-    def _probes(self, sel: np.ndarray, dl: np.ndarray) -> tuple:
+    def _probes(self, sel: np.ndarray, dl: np.ndarray) -> engines.ProbeColumns:
         b, n = np.nonzero(sel)
         mv = self.vmax
         kind = mv.kind[b, n]
-        return (b, np.full(b.shape, self.pop, dtype=np.int64), n.astype(np.int64),
-                mv.times[b, n], dl[b, n], kind == AT_ARRIVAL, mv.vdot_left[b, n],
-                kind == AT_END)
+        return engines.ProbeColumns(b, np.full(b.shape, self.pop, dtype=np.int64),
+                                    n.astype(np.int64), mv.times[b, n], dl[b, n],
+                                    kind == AT_ARRIVAL, mv.vdot_left[b, n], kind == AT_END)
+
+
+@dataclass(frozen=True)
+class AdjointInputs:
+    """What a readout's ``dL/d(values)`` gives the adjoint: ``spike_time_grads``, dL/dt of each
+    flat record (the batch's ``records``), and ``probes``, its dL/dV terms."""
+
+    spike_time_grads: np.ndarray
+    probes: tuple[engines.ProbeColumns, ...]
 
 
 def read(results, readout: str, pop, t_silent: float | None = None,
@@ -177,9 +184,9 @@ def backward_batch(results, terms: list[tuple[Readout, np.ndarray]], engine: str
     g = np.zeros(len(rec.times))
     parts: list[tuple] = []
     for ro, dv in terms:
-        gi, pr = ro.adjoint_inputs(dv, len(rec.times))
-        g += gi
-        parts += pr
+        inp = ro.adjoint_inputs(dv, len(rec.times))
+        g += inp.spike_time_grads
+        parts += inp.probes
     if not np.all(np.isfinite(g)):
         raise ValueError(f"dL/d(spike time) must be finite, got {g[~np.isfinite(g)][:3]}")
     probes = engines.Probes.from_columns(parts, len(res))
