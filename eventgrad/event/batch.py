@@ -2,18 +2,18 @@
 
 A batch of ``B`` samples is cut into fixed chunks of :data:`CHUNK` consecutive samples, spread
 over the threads by :func:`run_chunks`: with numba's OpenMP or TBB threading layer, one
-``prange`` over the chunks (:mod:`eventgrad.event.parallel`; a launch costs a few µs: the
-layer's threads wait spinning between launches); otherwise (numba's workqueue layer only, more
+``prange`` over the chunks (:mod:`eventgrad.event.parallel`; a launch is cheap: the layer's
+threads wait spinning between launches); otherwise (numba's workqueue layer only, more
 threads than numba started, or a forked child process, where GNU OpenMP would abort the
 launch) one compiled call per thread on a thread pool, each running every ``threads``-th chunk
-with the GIL released (a launch costs ~80 µs on the project's machine: the pool's threads sleep
-between launches). One consequence of the parallel loop: once eventgrad has run, a child
-forked from the process cannot launch numba parallel code of its own with GNU OpenMP (numba
-aborts it; eventgrad itself falls back to the pool there); start such children with
-``multiprocessing``'s "spawn" or "forkserver" method. Each chunk writes its own part of the
-outputs, and
-sums over the batch (dL/dw, dL/dd) are formed per chunk in sample order, then over chunks in
-chunk order, so every result is the same, bit for bit, whatever the number of threads.
+with the GIL released (a launch costs far more: the pool's threads sleep between launches; the
+figures are in ``docs/performance.md``). One consequence of the parallel loop: once eventgrad
+has run, a child forked from the process cannot launch numba parallel code of its own with GNU
+OpenMP (numba aborts it; eventgrad itself falls back to the pool there); start such children
+with ``multiprocessing``'s "spawn" or "forkserver" method. Each chunk writes its own part of
+the outputs, and sums over the batch (dL/dw, dL/dd) are formed per chunk in sample order, then
+over chunks in chunk order, so every result is the same, bit for bit, whatever the number of
+threads.
 
 Inputs and outputs are flat arrays with offsets: sample ``b``'s input spikes are
 ``in_t[in_off[b]:in_off[b + 1]]``, its records ``rec_*[rec_off[b]:rec_off[b + 1]]``, its voltage
@@ -123,8 +123,8 @@ def _check_layer() -> None:
 
 @contextlib.contextmanager
 def _numba_threads(n: int):
-    """numba's thread count (per calling thread) set to ``n`` for the launch (each setting
-    costs a few µs, so only when it differs; the loop's default static schedule gives each
+    """numba's thread count (per calling thread) set to ``n`` for the launch (only when it
+    differs: each setting has a cost; the loop's default static schedule gives each
     thread an equal block of chunks)."""
     before = numba.get_num_threads()
     if before == n:

@@ -168,7 +168,8 @@ def forward(plan, inputs: FlatInputs, t_max: float, max_events: int, engine: str
     loss nor its exact gradient, and are not computed. The records then hold each such
     neuron's first spike only. ``track_closest=False``: the closest approach
     (:attr:`eventgrad.Diagnostics.closest_approach`) is not computed (nan): the layered engine
-    locates the peak of V on many intervals for it, ~15 % of its time on Yin-Yang.
+    locates the peak of V on many intervals for it (its share of the time:
+    ``docs/performance.md``).
     """
     from . import batch
     from .compile import announce

@@ -36,8 +36,8 @@ class Diagnostics:
         (dimensionless voltage; ``inf`` if none). Near 0 means a near-grazing miss: a tiny
         change of parameters could add a spike. ``nan`` where the run did not track it: the
         training paths (:mod:`eventgrad.torch`, :func:`eventgrad.training.train`) skip it,
-        which saves the layered engine ~15 % of its forward time; :func:`eventgrad.simulate`
-        always tracks it.
+        which saves the layered engine a good part of its forward time
+        (``docs/performance.md``); :func:`eventgrad.simulate` always tracks it.
     min_crossing_slope : float
         Smallest ``I - threshold`` (= ``tau_mem dV/dt`` just before the spike) over all
         spikes (``inf`` if none). Near 0 means a grazing crossing, where the exact gradient

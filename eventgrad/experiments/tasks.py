@@ -418,8 +418,7 @@ def yinyang(seed: int = 0, hidden: int = 200, tau_mem: float = 20.0, tau_syn: fl
     silent_slope : float, ms per unit voltage — the loss's silent-neuron rule (see
         :mod:`eventgrad.losses`). The default 5 ms keeps output neurons from falling silent
         for good: with 0 a silent output has zero exact gradient, and in trials the accuracy
-        peaked at 97.7 % after 12 epochs and then decayed to 79 % as label neurons fell silent
-        (seed 0); with 5 it stayed at 98.0-98.4 % from epoch 27 on
+        decayed as label neurons fell silent (the runs: ``docs/performance.md``)
 
     Initial weights (EventProp's published initialisation): input->hidden ``N(1.5, 0.78)``,
     hidden->output ``N(0.93, 0.1)``, both multiplied by ``k_ref / k_pk``, the peak of a unit

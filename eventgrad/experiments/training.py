@@ -242,7 +242,8 @@ class EventPropStep:
 def adam(params, lr: float) -> torch.optim.Adam:
     """:class:`torch.optim.Adam` (betas 0.9 / 0.999, eps 1e-8) on ``params``, in torch's fused
     form where the installed torch has it for the CPU (one kernel per tensor instead of about
-    ten: ~50 µs less per step here; the same algorithm, results equal to rounding)."""
+    ten, so less overhead per step: ``docs/performance.md``; the same algorithm, results equal
+    to rounding)."""
     try:
         return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):   # a torch without the fused CPU form
