@@ -393,7 +393,6 @@ def plot(rows: Sequence[dict], path: str, projections: Sequence[str] | None = No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     disc = [r for r in rows if r["method"] == "discrete"]
     if not disc:
@@ -406,51 +405,81 @@ def plot(rows: Sequence[dict], path: str, projections: Sequence[str] | None = No
     scales = sorted({r["scale"] for r in disc})
     dts = sorted({r["dt"] for r in disc})
     detaches = list(dict.fromkeys(r["detach_reset"] for r in disc))
-    cmaps = [plt.cm.Blues, plt.cm.Oranges, plt.cm.Greens, plt.cm.Purples, plt.cm.Reds,
-             plt.cm.Greys]
-    style = {True: "-", False: "--"}
     n = len(projections)
     fig, axes = plt.subplots(2 * n, 2, figsize=(11, 3.1 * 2 * n + 1.2), sharex="col",
                              squeeze=False)
+    color = _palette(plt, len(scales))
+    for pi, proj in enumerate(projections):
+        _agreement_rows(axes[2 * pi], axes[2 * pi + 1], rows, disc, proj, surrogates, scales,
+                        dts, detaches, color)
+    _format_axes(axes, dts, scales)
+    handles = [Line2D([], [], color=color(si, ki), marker="o", label=f"{s}, scale {sc:g}")
+               for si, s in enumerate(surrogates) for ki, sc in enumerate(scales)]
+    handles += [Line2D([], [], color="k", ls=_STYLE[d], label=f"detach_reset={d}")
+                for d in detaches]
+    handles.append(Line2D([], [], color="0.3", lw=3, alpha=0.3,
+                          label="central differences (cosine)"))
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.suptitle(title or "Surrogate gradients (time-stepped) vs the exact gradient (EventProp)")
+    fig.tight_layout(rect=(0, 0.09 if n == 1 else 0.06, 1, 0.98))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+_STYLE = {True: "-", False: "--"}   # line style by detach_reset
+
+
+def _palette(plt, n_scales: int):
+    """``color(surrogate index, scale index)``: one colour map per surrogate, darker for
+    larger scales."""
+    cmaps = [plt.cm.Blues, plt.cm.Oranges, plt.cm.Greens, plt.cm.Purples, plt.cm.Reds,
+             plt.cm.Greys]
 
     def color(si, ki):
-        return cmaps[si % len(cmaps)](0.45 + 0.5 * ki / max(1, len(scales) - 1))
+        return cmaps[si % len(cmaps)](0.45 + 0.5 * ki / max(1, n_scales - 1))
+    return color
 
-    def series(sel, key, xkey):
-        pts = sorted((r[xkey], r[key]) for r in sel)
-        return [p[0] for p in pts], [p[1] for p in pts]
 
-    for pi, proj in enumerate(projections):
-        sub = [r for r in disc if r["projection"] == proj]
-        fd_cos = [r["cosine"] for r in rows if r["method"] == "fd" and r["projection"] == proj]
-        ax_c = axes[2 * pi]
-        ax_r = axes[2 * pi + 1]
-        for si, s in enumerate(surrogates):
-            for ki, sc in enumerate(scales):
-                for det in detaches:
-                    sel = [r for r in sub if r["surrogate"] == s and r["scale"] == sc
-                           and r["detach_reset"] == det]
-                    for ax, key in ((ax_c[0], "cosine"), (ax_r[0], "norm_ratio")):
-                        x, y = series(sel, key, "dt")
-                        ax.plot(x, y, style[det], marker="o", ms=3.5, color=color(si, ki))
+def _series(sel, key, xkey):
+    pts = sorted((r[xkey], r[key]) for r in sel)
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def _agreement_rows(ax_c, ax_r, rows, disc, proj, surrogates, scales, dts, detaches, color):
+    """One projection's two rows of :func:`plot`: cosine (``ax_c``) and norm ratio (``ax_r``)
+    against dt (left) and against the scale at the smallest dt (right)."""
+    sub = [r for r in disc if r["projection"] == proj]
+    fd_cos = [r["cosine"] for r in rows if r["method"] == "fd" and r["projection"] == proj]
+    for si, s in enumerate(surrogates):
+        for ki, sc in enumerate(scales):
             for det in detaches:
-                sel = [r for r in sub if r["surrogate"] == s and r["dt"] == dts[0]
+                sel = [r for r in sub if r["surrogate"] == s and r["scale"] == sc
                        and r["detach_reset"] == det]
-                for ax, key in ((ax_c[1], "cosine"), (ax_r[1], "norm_ratio")):
-                    x, y = series(sel, key, "scale")
-                    ax.plot(x, y, style[det], marker="s", ms=4.5,
-                            color=color(si, len(scales) - 1))
-        for col in (0, 1):
-            ax_c[col].axhline(1.0, color="0.6", lw=0.8, zorder=0)
-            ax_r[col].axhline(1.0, color="0.6", lw=0.8, zorder=0)
-            if fd_cos:
-                ax_c[col].axhline(fd_cos[0], color="0.3", lw=3, alpha=0.3, zorder=0)
-            ax_r[col].set_yscale("log")
-            ax_c[col].set_ylabel(f"{proj}\ncosine")
-            ax_r[col].set_ylabel(f"{proj}\nnorm ratio")
-            ax_c[col].set_ylim(min(-0.05, min(r["cosine"] for r in sub
-                                              if math.isfinite(r["cosine"])) - 0.05)
-                               if any(math.isfinite(r["cosine"]) for r in sub) else -1.05, 1.05)
+                for ax, key in ((ax_c[0], "cosine"), (ax_r[0], "norm_ratio")):
+                    x, y = _series(sel, key, "dt")
+                    ax.plot(x, y, _STYLE[det], marker="o", ms=3.5, color=color(si, ki))
+        for det in detaches:
+            sel = [r for r in sub if r["surrogate"] == s and r["dt"] == dts[0]
+                   and r["detach_reset"] == det]
+            for ax, key in ((ax_c[1], "cosine"), (ax_r[1], "norm_ratio")):
+                x, y = _series(sel, key, "scale")
+                ax.plot(x, y, _STYLE[det], marker="s", ms=4.5, color=color(si, len(scales) - 1))
+    finite = [r["cosine"] for r in sub if math.isfinite(r["cosine"])]
+    for col in (0, 1):
+        ax_c[col].axhline(1.0, color="0.6", lw=0.8, zorder=0)
+        ax_r[col].axhline(1.0, color="0.6", lw=0.8, zorder=0)
+        if fd_cos:
+            ax_c[col].axhline(fd_cos[0], color="0.3", lw=3, alpha=0.3, zorder=0)
+        ax_r[col].set_yscale("log")
+        ax_c[col].set_ylabel(f"{proj}\ncosine")
+        ax_r[col].set_ylabel(f"{proj}\nnorm ratio")
+        ax_c[col].set_ylim(min(-0.05, min(finite) - 0.05) if finite else -1.05, 1.05)
+
+
+def _format_axes(axes, dts, scales) -> None:
+    """Grids, log axes with plain tick labels, the x axes' ticks and labels, column titles."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     plain = FuncFormatter(lambda v, _: f"{v:g}")
     for ax in axes.ravel():
         ax.grid(True, which="both", alpha=0.25)
@@ -469,17 +498,6 @@ def plot(rows: Sequence[dict], path: str, projections: Sequence[str] | None = No
     axes[-1, 1].set_xlabel(f"surrogate scale (1/voltage) at dt = {dts[0]:g} ms")
     axes[0, 0].set_title("agreement with EventProp vs time step")
     axes[0, 1].set_title("agreement with EventProp vs surrogate scale")
-    handles = [Line2D([], [], color=color(si, ki), marker="o", label=f"{s}, scale {sc:g}")
-               for si, s in enumerate(surrogates) for ki, sc in enumerate(scales)]
-    handles += [Line2D([], [], color="k", ls=style[d], label=f"detach_reset={d}")
-                for d in detaches]
-    handles.append(Line2D([], [], color="0.3", lw=3, alpha=0.3,
-                          label="central differences (cosine)"))
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
-    fig.suptitle(title or "Surrogate gradients (time-stepped) vs the exact gradient (EventProp)")
-    fig.tight_layout(rect=(0, 0.09 if n == 1 else 0.06, 1, 0.98))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 # --------------------------------------------------------------------- figure 1
