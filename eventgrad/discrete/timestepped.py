@@ -261,6 +261,30 @@ def _lif_arrivals(pr, dt: float, dtype) -> tuple[list, float, bool]:
     return out, max_round, lagged
 
 
+def _arrival_terms(network, batch, W, n_steps: int, dt: float, inputs: str, dtype):
+    """What arrives at each population, per post-synaptic population index: ``in_terms``
+    ``[(X_I, X_U, W masked, nonzero steps)]`` of the input projections (exact arrival
+    times) and ``int_terms`` ``[(pre, k, W masked)]`` of the LIF projections (delays rounded
+    to whole steps); also the largest rounding (ms) and the projections given one step of lag.
+    The masked weights are formed once per run (they stay in the autograd graph), and the
+    steps that carry input at all are noted, so that empty steps cost nothing."""
+    in_terms = {q.index: [] for q in network.populations}
+    int_terms = {q.index: [] for q in network.populations}
+    max_round, lagged = 0.0, []
+    for pr in network.projections:
+        if isinstance(pr.pre, InputPopulation):
+            for X_I, X_U, mask in _input_arrivals(pr, batch, n_steps, dt, inputs, dtype):
+                in_terms[pr.post.index].append(
+                    (X_I, X_U, W[pr.index] * mask,
+                     X_I.reshape(n_steps + 1, -1).any(dim=1).tolist()))
+        else:
+            terms, rounding, lag = _lif_arrivals(pr, dt, dtype)
+            int_terms[pr.post.index] += [(p, k, W[pr.index] * mask) for p, k, mask in terms]
+            max_round = max(max_round, rounding)
+            lagged += [pr.index] if lag else []
+    return in_terms, int_terms, max_round, lagged
+
+
 def _step_constants(nrn, dt: float, update: str) -> tuple:
     """``(alpha, beta, gain, threshold, v_reset, refractory steps)`` of a population."""
     beta = math.exp(-dt / nrn.tau_mem)
@@ -347,23 +371,8 @@ def run(network: Network, spikes, t_max: float, dt: float, weights=None,
     W = [w.to(dtype) for w in weights]
     o = _StepOptions(surrogate, reset, detach_reset, interpolate, dtype, t_max, dt)
 
-    # arrivals: input projections keep exact arrival times; LIF projections are rounded. The
-    # masked weights are formed once per run (they stay in the autograd graph), and the steps
-    # that carry input at all are noted, so that empty steps cost nothing
-    in_terms = {q.index: [] for q in pops}     # post -> [(X_I, X_U, W masked, nonzero steps)]
-    int_terms = {q.index: [] for q in pops}    # post -> [(pre, k, W masked)]
-    max_round, lagged = 0.0, []
-    for pr in projs:
-        if isinstance(pr.pre, InputPopulation):
-            for X_I, X_U, mask in _input_arrivals(pr, batch, n_steps, dt, inputs, dtype):
-                in_terms[pr.post.index].append(
-                    (X_I, X_U, W[pr.index] * mask,
-                     X_I.reshape(n_steps + 1, -1).any(dim=1).tolist()))
-        else:
-            terms, rounding, lag = _lif_arrivals(pr, dt, dtype)
-            int_terms[pr.post.index] += [(p, k, W[pr.index] * mask) for p, k, mask in terms]
-            max_round = max(max_round, rounding)
-            lagged += [pr.index] if lag else []
+    in_terms, int_terms, max_round, lagged = _arrival_terms(network, batch, W, n_steps, dt,
+                                                            inputs, dtype)
     max_ref_round = max((abs(round(q.neuron.t_ref / dt) * dt - q.neuron.t_ref) for q in pops),
                         default=0.0)
 
