@@ -10,11 +10,11 @@ queue, ``"reference"`` is the readable Python statement of the algorithm) give t
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
+from .._checks import positive
 from ..model.network import Network
 from ..model.spikes import Spikes
 from . import engines, reference
@@ -54,13 +54,7 @@ def _validate_inputs(network: Network, spikes) -> tuple[list[Spikes], bool]:
 
 
 def _check_t_max(t_max) -> float:
-    try:
-        t = float(t_max)
-    except (TypeError, ValueError):
-        raise TypeError(f"t_max must be a real number, got {t_max!r}") from None
-    if not math.isfinite(t) or t <= 0:
-        raise ValueError(f"t_max must be finite and > 0 ms, got {t_max!r}")
-    return t
+    return positive(t_max, "t_max", "ms")
 
 
 def _check_max_events(max_events) -> int:

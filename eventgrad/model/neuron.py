@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import positive
 from . import physics
 
 __all__ = ["LIF", "KERNEL_SWITCH"]
@@ -36,16 +37,6 @@ def _flat(*arrays):
 def _shaped(x: np.ndarray, shape):
     out = x.reshape(shape)
     return out[()] if out.ndim == 0 else out
-
-
-def _check_positive_finite(name: str, value: float) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
-    if not math.isfinite(v) or v <= 0.0:
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-    return v
 
 
 def _check_threshold(value: float) -> float:
@@ -86,8 +77,8 @@ class LIF:
     t_ref: float = 0.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "tau_mem", _check_positive_finite("tau_mem", self.tau_mem))
-        object.__setattr__(self, "tau_syn", _check_positive_finite("tau_syn", self.tau_syn))
+        object.__setattr__(self, "tau_mem", positive(self.tau_mem, "tau_mem"))
+        object.__setattr__(self, "tau_syn", positive(self.tau_syn, "tau_syn"))
         object.__setattr__(self, "threshold", _check_threshold(self.threshold))
         try:
             v_reset = float(self.v_reset)
