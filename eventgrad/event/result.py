@@ -318,24 +318,28 @@ class BatchResult(Sequence):
         self.inputs = [r.inputs for r in results]
         self._records = None
         self._diag = None
+        self._flat_inputs = None
 
     @classmethod
     def from_flat(cls, network: Network, plan, t_max: float, inputs: list[Spikes], records,
-                  diag_int: np.ndarray, diag_float: np.ndarray, engine: str) -> BatchResult:
+                  diag_int: np.ndarray, diag_float: np.ndarray, engine: str,
+                  flat_inputs=None) -> BatchResult:
         """A batch from the flat output of a compiled engine (see
-        :class:`eventgrad.event.engines.BatchRecords`)."""
+        :class:`eventgrad.event.engines.BatchRecords`); ``flat_inputs``: the inputs as the
+        engine took them (:class:`~eventgrad.event.engines.FlatInputs`), if at hand."""
         self = object.__new__(cls)
         self.network, self.plan, self.t_max, self.engine = network, plan, t_max, engine
         self.inputs = list(inputs)
         self._records = records
         self._diag = (diag_int, diag_float)
         self._results = [None] * len(self.inputs)
+        self._flat_inputs = flat_inputs
         return self
 
     @property
     def flat_inputs(self):
         """The input spikes of the batch, flat (:class:`eventgrad.event.engines.FlatInputs`)."""
-        if getattr(self, "_flat_inputs", None) is None:
+        if self._flat_inputs is None:
             from .engines import FlatInputs
             self._flat_inputs = FlatInputs.of(self.inputs)
         return self._flat_inputs

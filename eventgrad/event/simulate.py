@@ -142,7 +142,5 @@ def _run_compiled(network, plan, batch, t_max, max_events, which, workers,
         where = f"sample {b}: " if len(batch) > 1 else ""
         raise EventLimitError(where + limit_message(max_events, float(out.diag_float[b, F_FAIL]),
                                                     t_max))
-    res = BatchResult.from_flat(network, plan, t_max, batch, out.records, out.diag_int,
-                                out.diag_float, which)
-    res._flat_inputs = flat
-    return res
+    return BatchResult.from_flat(network, plan, t_max, batch, out.records, out.diag_int,
+                                 out.diag_float, which, flat)
