@@ -148,3 +148,30 @@ def test_checkpoint_and_resume_on_the_command_line(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     _, msg = _exit(base + ["--checkpoint", str(tmp_path / "file")], capsys)
     assert "not a directory" in msg
+
+
+def test_library_errors_are_one_line_with_status_2(capsys):
+    """A ValueError from the library (here the loss's check of --silent-slope) is one line on
+    standard error and exit status 2; --traceback lets it through whole."""
+    code = cli.main(["timing", "--silent-slope", "-1", "--epochs", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == "eventgrad: error: silent_slope must be finite and >= 0, got -1.0\n"
+    with pytest.raises(ValueError, match="silent_slope must be finite"):
+        cli.main(["timing", "--silent-slope", "-1", "--epochs", "1", "--no-progress",
+                  "--traceback"])
+
+
+def test_version_and_python_dash_m():
+    """``eventgrad --version`` and ``python -m eventgrad`` (the same command line)."""
+    import subprocess
+    import sys
+
+    import eventgrad
+
+    for argv in ([sys.executable, "-m", "eventgrad", "--version"],):
+        out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+        assert out.strip() == f"eventgrad {eventgrad.__version__}"
+    out = subprocess.run([sys.executable, "-m", "eventgrad", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.startswith("usage: eventgrad") and "yinyang" in out

@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..event.simulate import EventLimitError
+
 __all__ = ["main"]
 
 
@@ -688,16 +690,35 @@ COMMANDS = (
 )
 
 
+#: The errors a command reports in one line (``eventgrad: error: ...``, exit status 2): what
+#: the library raises for a bad value or a run past its event limit, and a missing file.
+REPORTED = (ValueError, TypeError, FileNotFoundError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run ``eventgrad <command> [options]``; returns the exit status (0 done, 2 an error, told
+    in one line on standard error; ``--traceback`` shows the whole traceback instead)."""
+    from .. import __version__
+
     parser = argparse.ArgumentParser(prog="eventgrad", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"eventgrad {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--traceback", action="store_true",
+                        help="on an error, show the whole traceback (default: one line)")
     sub = parser.add_subparsers(dest="command", required=True)
     for c in COMMANDS:
-        p = sub.add_parser(c.name, help=c.help)
+        p = sub.add_parser(c.name, help=c.help, parents=[common])
         c.add_args(p)
         p.set_defaults(func=c.run)
     args = parser.parse_args(argv)
     _check_outputs(args)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except REPORTED + (EventLimitError,) as e:
+        if args.traceback:
+            raise
+        print(f"eventgrad: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
 
 if __name__ == "__main__":
     sys.exit(main())
