@@ -1,7 +1,7 @@
 """Train the temporal XOR task (Neftci, Mostafa & Zenke 2019, Fig. 3) with exact EventProp
 gradients and with surrogate gradients on a time grid; evaluate both on the exact engine.
 
-    python examples/xor.py                 # both methods, seed 0, writes xor_*.png
+    python examples/xor.py --plot          # both methods, seed 0, writes xor_*.png
     python examples/xor.py --quick         # a few epochs, EventProp only, no figure
     python examples/xor.py --seeds 10      # success rate over seeds 0..9 (slow for surrogate)
 """

@@ -175,3 +175,31 @@ def test_version_and_python_dash_m():
     out = subprocess.run([sys.executable, "-m", "eventgrad", "--help"], capture_output=True,
                          text=True, check=True).stdout
     assert out.startswith("usage: eventgrad") and "yinyang" in out
+
+
+def test_every_option_has_help_and_shows_its_default():
+    """Each option of each command has help text, and ``--help`` states every default that
+    is not None / off."""
+    import argparse
+
+    for c in cli.COMMANDS:
+        p = argparse.ArgumentParser(formatter_class=cli._DefaultsHelp)
+        c.add_args(p)
+        text = p.format_help()
+        for a in p._actions:
+            if not a.option_strings or a.dest == "help":
+                continue
+            assert a.help, (c.name, a.option_strings)
+            if a.default is not None and a.default is not False:
+                assert "default" in cli._DefaultsHelp("x")._get_help_string(a), (c.name, a.dest)
+        assert "``" not in text, c.name
+
+
+def test_surrogate_options_with_eventprop_are_an_error(capsys):
+    """--dt, --surrogate, --scale with --method eventprop would be ignored: an error instead
+    (timing --plot trains the surrogate path too, so there they apply)."""
+    for opt, value in (("--dt", "0.5"), ("--surrogate", "sigmoid"), ("--scale", "5")):
+        _, msg = _exit(["xor", opt, value, "--epochs", "0", "--no-progress"], capsys)
+        assert f"{opt} applies to --method surrogate only" in msg
+    assert cli.main(["xor", "--method", "surrogate", "--dt", "0.5", "--epochs", "0",
+                     "--no-progress"]) == 0

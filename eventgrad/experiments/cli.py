@@ -22,7 +22,7 @@ def _args_forward(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", type=_at_least(1), default=200, help="hidden neurons")
     p.add_argument("--batch", type=_at_least(1), default=16, help="samples")
     p.add_argument("--t-max", type=_positive_ms, default=100.0, help="window (ms)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the inputs")
     p.add_argument("--json", type=str, default=None, help="write a JSON summary here")
 
 
@@ -51,15 +51,15 @@ def _forward(args: argparse.Namespace) -> int:
           f"smallest crossing slope I - theta: {d.min_crossing_slope:.3e}")
     first = res.first_spike_times("output")
     hidden_counts = res.spike_counts("hidden")
-    print("sample  hidden spikes  output first-spike times (ms)")
-    for b in range(min(args.batch, 8)):
+    shown = min(args.batch, 8)
+    more = f" (the first {shown} of {args.batch})" if shown < args.batch else ""
+    print(f"sample  hidden spikes  output first-spike times (ms){more}")
+    for b in range(shown):
         ts = "  ".join("   silent" if np.isinf(t) else f"{t:9.4f}" for t in first[b])
         print(f"{b:6d}  {int(hidden_counts[b].sum()):13d}  {ts}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"events": d.n_events, "spikes": d.n_spikes, "seconds": elapsed,
-                       "first_spike_times": np.where(np.isinf(first), None, first).tolist(),
-                       "environment": _environment()}, f, indent=1)
+        _write_json(args.json, {"events": d.n_events, "spikes": d.n_spikes,
+                                "seconds": elapsed, "first_spike_times": first})
     return 0
 
 
@@ -155,10 +155,11 @@ def _args_crosscheck(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dt", type=float, nargs="+", default=list(DEFAULT_DTS),
                    help="time steps of the discrete path (ms)")
     p.add_argument("--surrogate", nargs="+", choices=SURROGATES,
-                   default=list(DEFAULT_SURROGATES))
+                   default=list(DEFAULT_SURROGATES), help="surrogate derivatives")
     p.add_argument("--scale", type=float, nargs="+", default=list(DEFAULT_SCALES),
                    help="surrogate scales (1/voltage)")
-    p.add_argument("--detach-reset", choices=("both", "yes", "no"), default="both")
+    p.add_argument("--detach-reset", choices=("both", "yes", "no"), default="both",
+                   help="rows with the reset cut from the graph (yes), kept in it (no), or both")
     p.add_argument("--no-fd", action="store_true", help="skip the central differences")
     p.add_argument("--fd-h", type=float, default=1e-4, help="finite-difference step (weights)")
     p.add_argument("--json", type=str, default=None, help='write {"rows": [...]} here')
@@ -201,12 +202,13 @@ def _args_figure1(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--plot", type=str, default=None, help="write the figure here (PNG)")
     p.add_argument("--json", type=str, default=None, help="write the data here")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
     p.add_argument("--points", type=int, default=41, help="points along the path")
     p.add_argument("--steps", type=int, default=150, help="Adam steps of training")
     p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate")
     p.add_argument("--dt", type=float, default=0.1, help="time step of the surrogate path (ms)")
-    p.add_argument("--surrogate", choices=SURROGATES, default="superspike")
+    p.add_argument("--surrogate", choices=SURROGATES, default="superspike",
+                   help="surrogate derivative")
     p.add_argument("--scale", type=float, default=10.0, help="surrogate scale (1/voltage)")
     p.add_argument("--fd-h", type=float, default=1e-4, help="finite-difference step (weights)")
 
@@ -277,6 +279,13 @@ def _train(task, args: argparse.Namespace, method: str | None = None, **kwargs):
                           checkpoint=ckpt, resume=args.resume, **kwargs, **opts)
 
 
+def _lr_text(args: argparse.Namespace) -> str:
+    """The learning rate and its schedule in words."""
+    if args.lr_decay == 1.0:
+        return f"lr {args.lr:g}, constant"
+    return f"lr {args.lr:g}, x{args.lr_decay:g} per epoch"
+
+
 def _environment() -> dict:
     from .provenance import environment
 
@@ -316,7 +325,7 @@ def _xor(args: argparse.Namespace) -> int:
     dt_note = f", dt {args.dt:g} ms, {args.surrogate} {args.scale:g}" \
         if args.method == "surrogate" else ""
     print(f"eventgrad {__version__}: {task.name} (seed {args.seed}), {args.method}{dt_note}; "
-          f"{args.epochs} Adam epochs, lr {args.lr:g}, decay {args.lr_decay:g}/epoch")
+          f"{args.epochs} Adam epochs, {_lr_text(args)}")
     print(f"evaluation: {s['evaluation']}")
     print(f"accuracy {s['initial']['train_accuracy']:.2f} -> {s['accuracy']:.2f} "
           f"(first 100% at epoch {first_solved}); loss {s['initial']['exact_loss']:.4f} -> "
@@ -373,7 +382,7 @@ def _timing(args: argparse.Namespace) -> int:
     dt_note = f", dt {args.dt:g} ms, {args.surrogate} {args.scale:g}" \
         if args.method == "surrogate" else ""
     print(f"eventgrad {__version__}: {task.name} (seed {args.seed}), {args.method}{dt_note}; "
-          f"{args.epochs} Adam epochs (lr {args.lr:g}, decay {args.lr_decay:g}/epoch) + "
+          f"{args.epochs} Adam epochs ({_lr_text(args)}) + "
           f"{s['newton_steps_taken']} Gauss-Newton steps (of at most {args.newton})")
     print(f"evaluation: {s['evaluation']}")
     print(f"max timing error |t_first - target|: initial {s['initial']['timing_error_ms']:.3e} "
@@ -420,9 +429,10 @@ def _args_yinyang(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", type=_at_least(1), default=200, help="hidden neurons")
     p.add_argument("--tau-mem", type=float, default=20.0, help="membrane time constant (ms)")
     p.add_argument("--tau-syn", type=float, default=5.0, help="synaptic time constant (ms)")
-    p.add_argument("--train-size", type=int, default=5000)
-    p.add_argument("--validation-size", type=int, default=1000)
-    p.add_argument("--test-size", type=int, default=1000)
+    p.add_argument("--train-size", type=int, default=5000, help="training samples")
+    p.add_argument("--validation-size", type=int, default=1000,
+                   help="validation samples (the best epoch is chosen on them)")
+    p.add_argument("--test-size", type=int, default=1000, help="test samples")
     p.add_argument("--data-seed", type=int, default=None,
                    help="seeds the data set (--seed seeds the weights and the batch order); "
                         "default 0; not with --generator kriener")
@@ -460,7 +470,7 @@ def _yinyang(args: argparse.Namespace) -> int:
           f"{args.tau_syn:g} ms; {len(task.inputs)} / "
           f"{0 if task.validation is None else len(task.validation.inputs)} / "
           f"{0 if task.test is None else len(task.test.inputs)} train / validation / test; "
-          f"{args.epochs} Adam epochs, lr {args.lr:g}, decay {args.lr_decay:g}/epoch, batch "
+          f"{args.epochs} Adam epochs, {_lr_text(args)}, batch "
           f"{args.batch_size}, dead-neuron rule {args.revive:g}")
     res = _train(task, args)
     s = res.summary
@@ -616,6 +626,27 @@ _clip = _real("a finite number >= 0 (0: no clipping)", lambda v: v >= 0)
 _positive_ms = _real("finite and > 0 ms", lambda v: v > 0)
 
 
+#: The surrogate path's options of the training commands and their defaults; given with
+#: ``--method eventprop`` they are an error (nothing would use them), except where the command
+#: trains the surrogate path too (``timing --plot`` draws both paths).
+SURROGATE_DEFAULTS = {"dt": 0.1, "surrogate": "superspike", "scale": 10.0}
+_SURROGATE_ONLY = "with --method surrogate"
+
+
+def _method_options(args: argparse.Namespace) -> None:
+    """The surrogate options of a training command resolved (see
+    :data:`SURROGATE_DEFAULTS`)."""
+    if not hasattr(args, "method"):
+        return
+    both = args.command == "timing" and bool(args.plot)
+    for name, default in SURROGATE_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+        elif args.method == "eventprop" and not both:
+            raise SystemExit(f"eventgrad {args.command}: --{name} applies to --method "
+                             "surrogate only (EventProp has no time step or surrogate)")
+
+
 def _training_args(p: argparse.ArgumentParser, epochs: int, lr: float, decay: float,
                    clip: float) -> None:
     from .._constants import SURROGATES
@@ -632,14 +663,20 @@ def _training_args(p: argparse.ArgumentParser, epochs: int, lr: float, decay: fl
                    help="clip the gradient norm to this before each step (0: off, as "
                         "clip_grad_norm=0 or None of eventgrad.training.train)")
     p.add_argument("--batch-size", type=_at_least(1), default=None,
-                   help="default: full batch")
+                   help="samples per Adam step (default: the whole training set; yinyang: 32)")
     p.add_argument("--revive", type=float, default=0.0,
                    help="dead-neuron rule: push hidden neurons silent on a whole batch toward "
                         "threshold with this strength (0: off; yinyang default 0.1; see "
                         "eventgrad.losses)")
-    p.add_argument("--dt", type=float, default=0.1, help="time step of the surrogate path (ms)")
-    p.add_argument("--surrogate", choices=SURROGATES, default="superspike")
-    p.add_argument("--scale", type=float, default=10.0, help="surrogate scale (1/voltage)")
+    p.add_argument("--dt", type=float, default=None,
+                   help=f"time step of the surrogate path (ms; {_SURROGATE_ONLY}, default "
+                        f"{SURROGATE_DEFAULTS['dt']:g})")
+    p.add_argument("--surrogate", choices=SURROGATES, default=None,
+                   help=f"surrogate derivative ({_SURROGATE_ONLY}, default "
+                        f"{SURROGATE_DEFAULTS['surrogate']})")
+    p.add_argument("--scale", type=float, default=None,
+                   help=f"surrogate scale (1/voltage; {_SURROGATE_ONLY}, default "
+                        f"{SURROGATE_DEFAULTS['scale']:g})")
     p.add_argument("--json", type=str, default=None, help="write a JSON summary here")
     p.add_argument("--plot", type=str, default=None, help="write the figure here (PNG)")
     p.add_argument("--save", type=str, default=None, metavar="PREFIX",
@@ -690,6 +727,18 @@ COMMANDS = (
 )
 
 
+class _DefaultsHelp(argparse.HelpFormatter):
+    """Each option's help with its default, unless the help states it or there is none."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text or not action.option_strings
+                or action.default is None or action.default is False
+                or action.default == argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 #: The errors a command reports in one line (``eventgrad: error: ...``, exit status 2): what
 #: the library raises for a bad value or a run past its event limit, and a missing file.
 REPORTED = (ValueError, TypeError, FileNotFoundError)
@@ -700,17 +749,21 @@ def main(argv: list[str] | None = None) -> int:
     in one line on standard error; ``--traceback`` shows the whole traceback instead)."""
     from .. import __version__
 
-    parser = argparse.ArgumentParser(prog="eventgrad", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="eventgrad", description="Exact (EventProp) and surrogate gradients of spiking "
+        "networks: eventgrad <command> [options]; eventgrad <command> --help for a command.")
     parser.add_argument("--version", action="version", version=f"eventgrad {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--traceback", action="store_true",
                         help="on an error, show the whole traceback (default: one line)")
     sub = parser.add_subparsers(dest="command", required=True)
     for c in COMMANDS:
-        p = sub.add_parser(c.name, help=c.help, parents=[common])
+        p = sub.add_parser(c.name, help=c.help, description=c.help, parents=[common],
+                           formatter_class=_DefaultsHelp)
         c.add_args(p)
         p.set_defaults(func=c.run)
     args = parser.parse_args(argv)
+    _method_options(args)
     _check_outputs(args)
     try:
         return args.func(args)
