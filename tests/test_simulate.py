@@ -554,3 +554,32 @@ def test_batch_spike_counts_are_the_samples_counts():
             want = np.array([np.sum(ids == n) for n in range(net.populations[pop].size)])
             np.testing.assert_array_equal(counts[b], want)
     assert res.spike_counts(1).sum() > 0
+
+
+def test_batch_voltage_is_each_samples_replay():
+    """BatchResult.voltage / current / state stack the per-sample replays (batch, times, n)."""
+    net = eg.Network.feedforward([3, 5, 2], eg.LIF(10.0, 5.0), seed=4)
+    rng = np.random.default_rng(4)
+    batch = [eg.Spikes(rng.uniform(0, 10, 4), rng.integers(0, 3, 4)) for _ in range(3)]
+    res = eg.simulate(net, batch, 30.0)
+    grid = np.linspace(0.0, 30.0, 61)
+    V, I = res.state("hidden", grid)
+    assert V.shape == I.shape == (3, 61, 5)
+    for b in range(3):
+        Vb, Ib = res[b].state("hidden", grid)
+        np.testing.assert_array_equal(V[b], Vb)
+        np.testing.assert_array_equal(I[b], Ib)
+    np.testing.assert_array_equal(res.voltage("hidden", grid), V)
+    np.testing.assert_array_equal(res.current("hidden", grid), I)
+    # the replay itself against the closed form of one kernel: before any spike of a hidden
+    # neuron its V is the sum of the input kernels (independent of the engine's records)
+    nrn, w = net.populations[0].neuron, net.projections[0].weights
+    s0 = batch[0]
+    t = grid[grid < s0.times.min() + 1.0]
+    expect = sum(w[i][None, :] * nrn.kernel(np.clip(t - a, 0, None))[:, None]
+                 * (t >= a)[:, None] for a, i in zip(s0.times, s0.ids))
+    first = res[0].first_spike_times("hidden")
+    ok = t[:, None] < first[None, :]
+    assert ok.sum() > 10
+    np.testing.assert_allclose(V[0][: len(t)][ok], np.broadcast_to(expect, ok.shape)[ok],
+                               rtol=1e-12, atol=1e-14)

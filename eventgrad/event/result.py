@@ -408,6 +408,21 @@ class BatchResult(Sequence):
         counts = np.bincount(flat, minlength=len(self) * p.size).astype(np.int64, copy=False)
         return counts.reshape(len(self), p.size)
 
+    def state(self, pop, times) -> tuple[np.ndarray, np.ndarray]:
+        """``(V, I)`` of every sample, each of shape ``(batch, n_times, pop.size)``: the
+        per-sample :meth:`SimulationResult.state` (replayed from the closed form; ``times`` in
+        ms, one grid for all samples)."""
+        per = [r.state(pop, times) for r in self]
+        return np.stack([v for v, _ in per]), np.stack([i for _, i in per])
+
+    def voltage(self, pop, times) -> np.ndarray:
+        """Membrane potential, shape ``(batch, n_times, pop.size)``; see :meth:`state`."""
+        return self.state(pop, times)[0]
+
+    def current(self, pop, times) -> np.ndarray:
+        """Synaptic current, shape ``(batch, n_times, pop.size)``; see :meth:`state`."""
+        return self.state(pop, times)[1]
+
     @property
     def min_crossing_slope(self) -> float:
         """The smallest ``I - threshold`` over the spikes of the batch (``inf`` without
