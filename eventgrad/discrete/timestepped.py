@@ -53,12 +53,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from .._checks import positive
 from ..event.gradients import Gradients
 from ..event.simulate import _validate_inputs
 from ..losses import Loss
-from ..model.network import InputPopulation, Network
+from ..model.network import InputPopulation, Network, PopKey
 from ..model.spikes import Spikes
 from .surrogates import Surrogate, spike
 
@@ -113,22 +114,22 @@ class DiscreteResult:
     def times(self) -> np.ndarray:
         return np.arange(self._run.n_steps + 1) * self._run.dt
 
-    def spikes(self, pop) -> Spikes:
+    def spikes(self, pop: PopKey) -> Spikes:
         p = self.network.population(pop)
         if isinstance(p, InputPopulation):
             return self._run.inputs[self._b]
         t, ids = self._run.spike_lists[p.index][self._b]
         return Spikes(t, ids, n_neurons=p.size)
 
-    def spike_counts(self, pop) -> np.ndarray:
+    def spike_counts(self, pop: PopKey) -> np.ndarray:
         p = self.network.population(pop)
         return np.bincount(self.spikes(p).ids, minlength=p.size).astype(np.int64)
 
-    def first_spike_times(self, pop) -> np.ndarray:
+    def first_spike_times(self, pop: PopKey) -> np.ndarray:
         p = self.network.population(pop)
         return self._run.first[p.index][self._b].detach().cpu().numpy().astype(np.float64)
 
-    def voltage(self, pop) -> np.ndarray:
+    def voltage(self, pop: PopKey) -> np.ndarray:
         p = self.network.population(pop)
         if self._run.voltages is None:
             raise ValueError("voltage: run with record_voltage=True to keep the traces")
@@ -148,10 +149,10 @@ class DiscreteBatchResult(Sequence):
     def __len__(self) -> int:
         return len(self._items)
 
-    def first_spike_times(self, pop) -> np.ndarray:
+    def first_spike_times(self, pop: PopKey) -> np.ndarray:
         return np.stack([r.first_spike_times(pop) for r in self._items])
 
-    def spike_counts(self, pop) -> np.ndarray:
+    def spike_counts(self, pop: PopKey) -> np.ndarray:
         return np.stack([r.spike_counts(pop) for r in self._items])
 
 
@@ -345,7 +346,8 @@ def _spike_lists(parts: list, B: int) -> list:
     return [(ts[bs == b], ns[bs == b]) for b in range(B)]
 
 
-def run(network: Network, spikes, t_max: float, dt: float, weights=None,
+def run(network: Network, spikes: Spikes | Sequence[Spikes], t_max: float, dt: float,
+        weights: Sequence[torch.Tensor] | None = None,
         surrogate: Surrogate | None = None, reset: str = "to_reset", detach_reset: bool = True,
         update: str = "exact", inputs: str = "offset", interpolate: bool = True,
         dtype: torch.dtype = torch.float64, record_voltage: bool = False) -> DiscreteRun:
@@ -434,7 +436,8 @@ def run(network: Network, spikes, t_max: float, dt: float, weights=None,
                        [_spike_lists(spk[q.index], B) for q in pops], voltages, diag)
 
 
-def simulate(network: Network, spikes, t_max: float, dt: float, **options):
+def simulate(network: Network, spikes: Spikes | Sequence[Spikes], t_max: float, dt: float,
+             **options) -> DiscreteResult | DiscreteBatchResult:
     """Time-stepped simulation; returns :class:`DiscreteResult` for one Spikes, else a
     :class:`DiscreteBatchResult`. Options as in :func:`run` (``surrogate``, ``reset``,
     ``detach_reset``, ``update``, ``inputs``, ``interpolate``, ``dtype``, ``record_voltage``).
@@ -463,7 +466,8 @@ def readout_tensor(r: DiscreteRun, network: Network, loss: Loss) -> torch.Tensor
     raise ValueError(f"loss.readout must be 'first_spike' or 'max_voltage', got {loss.readout!r}")
 
 
-def value_and_grad(network: Network, spikes, loss: Loss, t_max: float, dt: float, target=None,
+def value_and_grad(network: Network, spikes: Spikes | Sequence[Spikes], loss: Loss, t_max: float,
+                   dt: float, target: ArrayLike | None = None,
                    **options) -> tuple[float, Gradients]:
     """Loss and its surrogate gradient with respect to the weights (backprop through time).
 

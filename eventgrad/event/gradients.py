@@ -10,9 +10,12 @@ adjoint (:func:`backward_batch`), which returns :class:`Gradients`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..model.network import Network
 from ..model.spikes import Spikes
@@ -20,6 +23,9 @@ from . import engines
 from .adjoint import warn_grazing
 from .readout import AT_ARRIVAL, AT_END, MaxVoltage, as_batch, max_voltage_batch, max_voltage_where
 from .result import BatchResult, Diagnostics, SimulationResult
+
+if TYPE_CHECKING:
+    from ..losses import Loss
 from .simulate import DEFAULT_MAX_EVENTS, simulate
 
 __all__ = ["Gradients", "Readout", "AdjointInputs", "value_and_grad", "read", "readout_values",
@@ -247,7 +253,8 @@ def batch_backward(results, terms: list[list[tuple]], workers: int | None = None
             int(out.n_grazing.sum()))
 
 
-def value_and_grad(network: Network, spikes, loss, t_max: float, target=None,
+def value_and_grad(network: Network, spikes: Spikes | Sequence[Spikes], loss: Loss,
+                   t_max: float, target: ArrayLike | None = None,
                    max_events: int = DEFAULT_MAX_EVENTS, engine: str = "fast",
                    workers: int | None = None) -> tuple[float, Gradients]:
     """Loss and its exact gradient (EventProp) with respect to weights, delays, input times.

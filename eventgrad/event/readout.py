@@ -9,11 +9,12 @@ compiled call.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..model.network import InputPopulation
+from ..model.network import InputPopulation, PopKey, Population
 from .result import BatchResult, SimulationResult
 from .voltage_max import AT_ARRIVAL, AT_END, AT_PEAK, AT_START
 
@@ -22,7 +23,11 @@ __all__ = ["first_spike_indices", "MaxVoltage", "max_voltage", "max_voltage_batc
            "arrivals_into", "AT_START", "AT_PEAK", "AT_ARRIVAL", "AT_END", "as_batch"]
 
 
-def as_batch(results) -> BatchResult:
+#: A forward result of a batch: a BatchResult, one SimulationResult, or a list of them.
+Results = BatchResult | SimulationResult | Sequence[SimulationResult]
+
+
+def as_batch(results: Results) -> BatchResult:
     """A :class:`BatchResult` of ``results`` (a BatchResult, one result or a list of them)."""
     if isinstance(results, BatchResult):
         return results
@@ -31,7 +36,7 @@ def as_batch(results) -> BatchResult:
     return BatchResult(list(results))
 
 
-def first_spike_indices(result: SimulationResult, pop) -> np.ndarray:
+def first_spike_indices(result: SimulationResult, pop: PopKey) -> np.ndarray:
     """Index into ``result.records`` of each neuron's first spike (-1 where silent).
 
     Shape ``(pop.size,)``, int64.
@@ -46,7 +51,7 @@ def first_spike_indices(result: SimulationResult, pop) -> np.ndarray:
     return out
 
 
-def arrivals_into(result: SimulationResult, pop) -> tuple[np.ndarray, np.ndarray]:
+def arrivals_into(result: SimulationResult, pop: PopKey) -> tuple[np.ndarray, np.ndarray]:
     """All synaptic arrivals into ``pop`` up to ``t_max`` on a common time axis.
 
     Returns ``(times, weights)``: the sorted distinct arrival times, shape ``(n,)``, and the
@@ -98,7 +103,7 @@ class MaxVoltage:
         return MaxVoltage(self.values[b], self.times[b], self.kind[b], self.vdot_left[b])
 
 
-def max_voltage_batch(results, pop, only_silent: bool = False,
+def max_voltage_batch(results: Results, pop: PopKey, only_silent: bool = False,
                       neurons: np.ndarray | None = None, workers: int | None = None
                       ) -> MaxVoltage:
     """:func:`max_voltage` of every sample of a batch: arrays of shape ``(batch, pop.size)``.
@@ -124,7 +129,7 @@ def max_voltage_batch(results, pop, only_silent: bool = False,
     return max_voltage_where(res, p, mask, workers)
 
 
-def max_voltage_where(res: BatchResult, p, mask: np.ndarray, workers: int | None = None
+def max_voltage_where(res: BatchResult, p: Population, mask: np.ndarray, workers: int | None = None
                       ) -> MaxVoltage:
     """The maxima of V of population ``p`` (a LIF population of ``res.network``) where
     ``mask`` (bool, ``(batch, p.size)``) is True, for a caller that knows those neurons did not
@@ -145,7 +150,7 @@ def max_voltage_where(res: BatchResult, p, mask: np.ndarray, workers: int | None
     return MaxVoltage(out_f[..., 0], out_f[..., 1], out_k, out_f[..., 2])
 
 
-def max_voltage(result: SimulationResult, pop, only_silent: bool = False,
+def max_voltage(result: SimulationResult, pop: PopKey, only_silent: bool = False,
                 neurons: np.ndarray | None = None) -> MaxVoltage:
     """Exact maximum of V over ``[0, t_max]`` for a non-spiking population.
 

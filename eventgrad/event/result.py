@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from ..model.network import InputPopulation, Network
+from ..model.network import InputPopulation, Network, PopKey
 from ..model.spikes import Spikes
 
 __all__ = ["Diagnostics", "SpikeRecord", "SimulationResult", "BatchResult"]
@@ -173,10 +174,10 @@ class SimulationResult:
         self.plan = plan
 
     # ------------------------------------------------------------------ spikes
-    def _pop(self, pop):
+    def _pop(self, pop: PopKey):
         return self.network.population(pop)
 
-    def spikes(self, pop) -> Spikes:
+    def spikes(self, pop: PopKey) -> Spikes:
         """Spikes of population ``pop`` (ids local to it), sorted by time."""
         p = self._pop(pop)
         if isinstance(p, InputPopulation):
@@ -184,13 +185,13 @@ class SimulationResult:
         sel = self.records.pops == p.index
         return Spikes(self.records.times[sel], self.records.ids[sel], n_neurons=p.size)
 
-    def spike_counts(self, pop) -> np.ndarray:
+    def spike_counts(self, pop: PopKey) -> np.ndarray:
         """Number of spikes of each neuron of ``pop``; shape ``(pop.size,)``, int64."""
         p = self._pop(pop)
         s = self.spikes(p)
         return np.bincount(s.ids, minlength=p.size).astype(np.int64)
 
-    def first_spike_times(self, pop) -> np.ndarray:
+    def first_spike_times(self, pop: PopKey) -> np.ndarray:
         """First spike time (ms) of each neuron of ``pop``; ``inf`` for silent neurons.
 
         Shape ``(pop.size,)``, float64.
@@ -203,7 +204,7 @@ class SimulationResult:
         return out
 
     # ------------------------------------------------------------------ states (replayed)
-    def state(self, pop, times) -> tuple[np.ndarray, np.ndarray]:
+    def state(self, pop: PopKey, times: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """``(V, I)`` of every neuron of ``pop`` at the given times.
 
         Evaluated from the closed form and the recorded spikes (no time grid): V and I are
@@ -276,11 +277,11 @@ class SimulationResult:
             V[:, n] = np.where(refractory, nrn.v_reset, Vn)
         return V, I
 
-    def voltage(self, pop, times) -> np.ndarray:
+    def voltage(self, pop: PopKey, times: ArrayLike) -> np.ndarray:
         """Membrane potential, shape ``(n_times, pop.size)``; see :meth:`state`."""
         return self.state(pop, times)[0]
 
-    def current(self, pop, times) -> np.ndarray:
+    def current(self, pop: PopKey, times: ArrayLike) -> np.ndarray:
         """Synaptic current, shape ``(n_times, pop.size)``; see :meth:`state`."""
         return self.state(pop, times)[1]
 
@@ -374,7 +375,7 @@ class BatchResult(Sequence):
     def __len__(self) -> int:
         return len(self._results)
 
-    def first_spike_indices(self, pop) -> np.ndarray:
+    def first_spike_indices(self, pop: PopKey) -> np.ndarray:
         """Index into :attr:`records` (flat) of each neuron's first spike, ``(batch, n)``;
         -1 where silent."""
         from .batch import first_spikes
@@ -385,7 +386,7 @@ class BatchResult(Sequence):
         rec = self.records
         return first_spikes(rec.pops, rec.ids, rec.offsets, p.index, p.size)
 
-    def first_spike_times(self, pop) -> np.ndarray:
+    def first_spike_times(self, pop: PopKey) -> np.ndarray:
         """First spike times, shape ``(batch, pop.size)``, ``inf`` where silent."""
         p = self.network.population(pop)
         if isinstance(p, InputPopulation):
@@ -396,7 +397,7 @@ class BatchResult(Sequence):
         out[has] = self.records.times[idx[has]]
         return out
 
-    def spike_counts(self, pop) -> np.ndarray:
+    def spike_counts(self, pop: PopKey) -> np.ndarray:
         """Spike counts, shape ``(batch, pop.size)``."""
         p = self.network.population(pop)
         if isinstance(p, InputPopulation):
@@ -408,18 +409,18 @@ class BatchResult(Sequence):
         counts = np.bincount(flat, minlength=len(self) * p.size).astype(np.int64, copy=False)
         return counts.reshape(len(self), p.size)
 
-    def state(self, pop, times) -> tuple[np.ndarray, np.ndarray]:
+    def state(self, pop: PopKey, times: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """``(V, I)`` of every sample, each of shape ``(batch, n_times, pop.size)``: the
         per-sample :meth:`SimulationResult.state` (replayed from the closed form; ``times`` in
         ms, one grid for all samples)."""
         per = [r.state(pop, times) for r in self]
         return np.stack([v for v, _ in per]), np.stack([i for _, i in per])
 
-    def voltage(self, pop, times) -> np.ndarray:
+    def voltage(self, pop: PopKey, times: ArrayLike) -> np.ndarray:
         """Membrane potential, shape ``(batch, n_times, pop.size)``; see :meth:`state`."""
         return self.state(pop, times)[0]
 
-    def current(self, pop, times) -> np.ndarray:
+    def current(self, pop: PopKey, times: ArrayLike) -> np.ndarray:
         """Synaptic current, shape ``(batch, n_times, pop.size)``; see :meth:`state`."""
         return self.state(pop, times)[1]
 

@@ -64,8 +64,9 @@ def _check_max_events(max_events) -> int:
     return int(max_events)
 
 
-def simulate(network: Network, spikes, t_max: float, max_events: int = DEFAULT_MAX_EVENTS,
-             engine: str = "fast", workers: int | None = None):
+def simulate(network: Network, spikes: Spikes | Sequence[Spikes], t_max: float,
+             max_events: int = DEFAULT_MAX_EVENTS, engine: str = "fast",
+             workers: int | None = None) -> SimulationResult | BatchResult:
     """Simulate ``network`` exactly, event by event, from ``t = 0`` to ``t_max``.
 
     Parameters

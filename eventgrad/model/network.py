@@ -46,6 +46,10 @@ class Population:
 
 AnyPopulation = InputPopulation | Population
 
+#: How a population is named in the API: the object, its index in ``network.populations``,
+#: or its name (``Network.population`` resolves it).
+PopKey = AnyPopulation | int | str
+
 
 def _check_size(name: str, size) -> int:
     if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)):
@@ -192,7 +196,7 @@ class Network:
         self.structure_version += 1
         return pop
 
-    def population(self, key, arg: str = "pop") -> AnyPopulation:
+    def population(self, key: PopKey, arg: str = "pop") -> AnyPopulation:
         """Resolve a population given as object, index into :attr:`populations`, or name.
 
         ``arg`` is the argument name used in error messages.
