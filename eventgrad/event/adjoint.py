@@ -222,5 +222,6 @@ def backward(result: SimulationResult, spike_time_grads: np.ndarray | None = Non
         gw, gd, g_in, g_out = plan.split(out.weights), plan.split(out.delays), \
             out.input_times, out.spike_times
         n = int(out.n_grazing[0])
-    warn_grazing(int(n), rec, result.network, stacklevel=2)
+    warn_grazing(int(n), rec, result.network, stacklevel=2,
+                 min_slope=result.diagnostics.min_crossing_slope)
     return SampleGradients(gw, gd, g_in, g_out, int(n))
