@@ -16,23 +16,23 @@ def _real(value, name: str) -> float:
         raise TypeError(f"{name} must be a real number, got {value!r}") from None
 
 
+def _at_least_zero(value, name: str, unit: str, strict: bool) -> float:
+    v = _real(value, name)
+    if not (math.isfinite(v) and (v > 0.0 if strict else v >= 0.0)):
+        raise ValueError(f"{name} must be finite and {'>' if strict else '>='} 0"
+                         f"{' ' + unit if unit else ''}, got {value!r}")
+    return v
+
+
 def positive(value, name: str, unit: str = "") -> float:
     """``value`` as a float; ValueError "``name`` must be finite and > 0 [unit], got ..."
     unless it is (TypeError if it is not a number)."""
-    v = _real(value, name)
-    if not (math.isfinite(v) and v > 0.0):
-        raise ValueError(f"{name} must be finite and > 0{' ' + unit if unit else ''}, "
-                         f"got {value!r}")
-    return v
+    return _at_least_zero(value, name, unit, True)
 
 
 def non_negative(value, name: str, unit: str = "") -> float:
     """As :func:`positive`, for ``>= 0``."""
-    v = _real(value, name)
-    if not (math.isfinite(v) and v >= 0.0):
-        raise ValueError(f"{name} must be finite and >= 0{' ' + unit if unit else ''}, "
-                         f"got {value!r}")
-    return v
+    return _at_least_zero(value, name, unit, False)
 
 #: Where to go for gradients, by kind of argument (see :func:`float_array`).
 WEIGHTS_GRADIENT = ("the torch bridge, eventgrad.torch.SpikingNetwork or "

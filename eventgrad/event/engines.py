@@ -247,7 +247,7 @@ class Probes:
         (sorted by sample, stably)."""
         if not parts:
             return Probes.empty(B)
-        cols = [np.concatenate([p.columns()[c] for p in parts]) for c in range(8)]
+        cols = [np.concatenate(c) for c in zip(*(p.columns() for p in parts))]
         order = np.argsort(cols[0], kind="stable")
         cols = [c[order] for c in cols]
         off = np.zeros(B + 1, dtype=np.int64)

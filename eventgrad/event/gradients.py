@@ -23,10 +23,10 @@ from . import engines
 from .adjoint import warn_grazing
 from .readout import AT_ARRIVAL, AT_END, MaxVoltage, as_batch, max_voltage_batch, max_voltage_where
 from .result import BatchResult, Diagnostics, SimulationResult
+from .simulate import DEFAULT_MAX_EVENTS, simulate
 
 if TYPE_CHECKING:
     from ..losses import Loss
-from .simulate import DEFAULT_MAX_EVENTS, simulate
 
 __all__ = ["Gradients", "Readout", "AdjointInputs", "value_and_grad", "read", "readout_values",
            "backward_batch", "batch_backward", "READOUTS"]
