@@ -512,7 +512,8 @@ def _gradcheck(fn, w):
     assert torch.autograd.gradcheck(fn, (x,), eps=1e-6, atol=1e-6, rtol=1e-5)
 
 
-def test_gradcheck_first_spike_times_single_layer():
+@pytest.mark.parametrize("engine", ["layered", "general"])
+def test_gradcheck_first_spike_times_single_layer(engine):
     """First-spike times of an input-driven layer are smooth in the weights (the grid only
     decides the step): autograd through discrete.run equals central differences."""
     net, rng = _ff(2, [3, 5], 20.0, 5.0, gain=1.5)
@@ -522,12 +523,13 @@ def test_gradcheck_first_spike_times_single_layer():
     assert active.sum() >= 4
 
     def fn(W):
-        return discrete.run(net, sps, 15.0, 0.2, weights=[W]).first[0][active]
+        return discrete.run(net, sps, 15.0, 0.2, weights=[W], engine=engine).first[0][active]
 
     _gradcheck(fn, net.projections[0].weights)
 
 
-def test_gradcheck_output_layer_behind_spiking_hidden_layer():
+@pytest.mark.parametrize("engine", ["layered", "general"])
+def test_gradcheck_output_layer_behind_spiking_hidden_layer(engine):
     """3-6-2: with the hidden weights fixed, the output layer's first-spike times and the
     maximum of V are smooth functions of the output weights (hidden spikes are constants)."""
     net, rng = _ff(3, [3, 6, 2], 20.0, 5.0, gain=1.5)
@@ -538,13 +540,14 @@ def test_gradcheck_output_layer_behind_spiking_hidden_layer():
     assert active.sum() >= 2
 
     def fn(W):
-        r = discrete.run(net, sps, 15.0, 0.2, weights=[W_h, W])
+        r = discrete.run(net, sps, 15.0, 0.2, weights=[W_h, W], engine=engine)
         return torch.cat([r.first[1][active], r.vmax[1].ravel()])
 
     _gradcheck(fn, net.projections[1].weights)
 
 
-def test_gradcheck_and_closed_form_readout_max_voltage():
+@pytest.mark.parametrize("engine", ["layered", "general"])
+def test_gradcheck_and_closed_form_readout_max_voltage(engine):
     """A non-spiking readout: the update without threshold crossing is linear in the weights.
     gradcheck, and the closed form d vmax_j / dw_ij = sum over input spikes of i of
     k(t_m* - a) at the grid argmax t_m* (when the maximum is positive)."""
@@ -556,11 +559,11 @@ def test_gradcheck_and_closed_form_readout_max_voltage():
     dt, t_max = 0.1, 15.0
 
     def fn(W):
-        return discrete.run(net, sp, t_max, dt, weights=[W]).vmax[0]
+        return discrete.run(net, sp, t_max, dt, weights=[W], engine=engine).vmax[0]
 
     _gradcheck(fn, net.projections[0].weights)
     W = torch.tensor(net.projections[0].weights, requires_grad=True)
-    r = discrete.run(net, sp, t_max, dt, weights=[W], record_voltage=True)
+    r = discrete.run(net, sp, t_max, dt, weights=[W], record_voltage=True, engine=engine)
     v = r.voltages[0][:, 0, :].numpy()                     # (n_steps + 1, 3)
     grid = np.arange(r.n_steps + 1) * dt
     # the grid voltage is the closed-form sum of kernels

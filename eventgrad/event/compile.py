@@ -89,11 +89,14 @@ def _check(folder: str, stamp: str) -> None:
     _write(os.path.join(folder, _STAMP), [stamp])
 
 
-def announce(what: str = "event engine") -> None:
+def announce(what: str = "event engine", key: str | None = None) -> None:
     """Say once, before ``what`` is compiled for the first time with these sources, that it is
-    being compiled (and clear stale cache files on the first call of the process)."""
+    being compiled (and clear stale cache files on the first call of the process). ``key``
+    (default ``what``) is what the stamp remembers: a part compiled from sources outside the
+    engine's folder puts their hash in it, so that an edit is announced again."""
     global _stamp
-    if _stamp is not None and what in _compiled:
+    key = what if key is None else key
+    if _stamp is not None and key in _compiled:
         return
     folder = cache_dir()
     if folder is None:
@@ -102,9 +105,9 @@ def announce(what: str = "event engine") -> None:
         _stamp = source_hash()
         os.makedirs(folder, exist_ok=True)
         _check(folder, _stamp)
-    if what in _compiled:
+    if key in _compiled:
         return
     print(f"eventgrad: compiling the {what} once (~10-30 s; later runs load it from the cache)",
           file=sys.stderr, flush=True)
-    _compiled.add(what)
+    _compiled.add(key)
     _write(os.path.join(folder, _STAMP), [_stamp] + sorted(_compiled))
