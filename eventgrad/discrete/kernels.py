@@ -29,7 +29,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["forward", "backward", "spike_list", "surrogate", "surrogate_grid",
+__all__ = ["forward", "backward", "surrogate", "surrogate_grid",
            "RESETS", "NEW_MAX", "KEPT", "TIED", "REFRACTORY"]
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
@@ -83,41 +83,31 @@ def _crossing(m, dt, theta, u_prev, q, interpolate):
 
 
 @njit(**_JIT)
-def spike_list(S, Q, U, counts, theta, dt, t_max, interpolate):
-    """The spikes of a run of :func:`forward`, in step then column order: ``(cols, times)``
-    (times in ms, as :func:`forward` computes first-spike times); spikes after ``t_max`` (in a
-    last step that ends after it) are left out. ``counts``: spikes per step."""
-    cols = np.empty(counts.sum(), np.int64)
-    times = np.empty(counts.sum(), np.float64)
-    i = 0
-    for m in range(1, S.shape[0]):
-        if counts[m] == 0:
-            continue
-        late = m * dt > t_max
-        for j in range(S.shape[1]):
-            if S[m, j] > 0:
-                t = _crossing(m, dt, theta, U[m - 1, j], Q[m, j], interpolate)
-                if not late or t <= t_max:
-                    cols[i], times[i] = j, t
-                    i += 1
-    return cols[:i], times[:i]
+def _grow(cols, times, i):
+    """``cols``, ``times`` with room for entry ``i`` (doubled when full)."""
+    if i < cols.shape[0]:
+        return cols, times
+    c2, t2 = np.empty(2 * cols.shape[0], cols.dtype), np.empty(2 * cols.shape[0], times.dtype)
+    c2[:i], t2[:i] = cols[:i], times[:i]
+    return c2, t2
 
 
 @njit(**_JIT)
-def forward(AI, AU, c, dt, t_max, ref_steps, reset, spiking, interpolate, S, Q, U, code,
-            first, first_step, vmax, counts):
-    """Run the population over the grid. Fills ``S`` (spikes, 0/1), ``Q`` (U before the reset),
-    ``U`` (after it), ``code`` (see the module docs), each ``(n_steps + 1, n)``; ``first``
-    (first-spike time, ms, inf if none within ``t_max``), ``first_step`` (its step, -1 if none)
-    and ``vmax`` (the maximum of U over the grid, from 0), each ``(n,)``; ``counts``
-    ``(n_steps + 1,)``, the spikes of each step. ``spiking``: False for an infinite
-    threshold (nothing fires).
+def forward(AI, AU, c, dt, t_max, ref_steps, reset, spiking, interpolate, record, S, Q, U,
+            code, first, first_step, u_first, vmax):
+    """Run the population over the grid. Fills ``S`` (spikes, 0/1), ``Q`` (U before the reset)
+    and ``code`` (see the module docs), each ``(n_steps + 1, n)``, and ``U`` (after the reset,
+    the same shape) if ``record``; ``first`` (first-spike time, ms, inf if none within
+    ``t_max``), ``first_step`` (its step, -1 if none), ``u_first`` (U at the step before it)
+    and ``vmax`` (the maximum of U over the grid, from 0), each ``(n,)``. ``spiking``: False for
+    an infinite threshold (nothing fires). Returns the spikes within ``t_max``, in step then
+    column order, as ``(cols, times)`` (times in ms, float64).
 
     A step is a few passes over the neurons, each a loop of selects over a handful of rows (so
     that the compiler vectorises it): the flow, then refractoriness, maximum, spike and reset,
-    then, only if someone fired, the first-spike times. The resets (:data:`RESETS`): to
-    ``v_reset``, by subtraction of ``threshold - v_reset``, by multiplication with ``1 - S``;
-    written ``r0 + r1 q`` where a spike is."""
+    then, only if someone fired, the spike times. The resets (:data:`RESETS`): to ``v_reset``,
+    by subtraction of ``threshold - v_reset``, by multiplication with ``1 - S``; written
+    ``r0 + r1 q`` where a spike is."""
     alpha, beta, gain, theta, v_r = c[0], c[1], c[2], c[3], c[4]
     zero = c[0] - c[0]
     one = zero + 1
@@ -126,16 +116,20 @@ def forward(AI, AU, c, dt, t_max, ref_steps, reset, spiking, interpolate, S, Q, 
     r1 = one if reset == 1 else zero
     T, n = AI.shape[0] - 1, AI.shape[1]
     I = AI[0].copy()
+    u, u_prev = np.zeros(n, AI.dtype), np.zeros(n, AI.dtype)
     refr = np.zeros(n, np.int64)
-    S[0], Q[0], U[0], code[0] = zero, zero, zero, 0
-    first[:], first_step[:], vmax[:] = np.inf, -1, zero
-    counts[0] = 0
+    S[0], Q[0], code[0] = zero, zero, 0
+    if record:
+        U[0] = zero
+    first[:], first_step[:], u_first[:], vmax[:] = np.inf, -1, zero, zero
+    cols, times, k = np.empty(64, np.int64), np.empty(64, np.float64), 0
     for m in range(1, T + 1):
-        Um1, Qm, AIm, AUm = U[m - 1], Q[m], AI[m], AU[m]
+        Qm, AIm, AUm = Q[m], AI[m], AU[m]
         for j in range(n):
-            Qm[j] = beta * Um1[j] + gain * I[j] + AUm[j]
+            u_prev[j] = u[j]
+            Qm[j] = beta * u[j] + gain * I[j] + AUm[j]
             I[j] = alpha * I[j] + AIm[j]
-        Sm, Um, cm = S[m], U[m], code[m]
+        Sm, cm = S[m], code[m]
         fired = 0
         for j in range(n):
             held = refr[j] > 0
@@ -149,19 +143,26 @@ def forward(AI, AU, c, dt, t_max, ref_steps, reset, spiking, interpolate, S, Q, 
             refr[j] = ref_steps if fire else max(refr[j] - 1, 0)
             Sm[j] = one if fire else zero
             Qm[j] = q
-            Um[j] = r0 + r1 * q if fire else q
-        counts[m] = fired
+            u[j] = r0 + r1 * q if fire else q
+        if record:
+            U[m] = u
         if fired:
             late = m * dt > t_max        # the last step may end after the window
             for j in range(n):
-                if Sm[j] > zero and first_step[j] < 0:
-                    t = _crossing(m, dt, theta, Um1[j], Qm[j], interpolate)
-                    if not late or t <= t_max:
-                        first[j], first_step[j] = t, m
+                if Sm[j] > zero:
+                    t = _crossing(m, dt, theta, u_prev[j], Qm[j], interpolate)
+                    if late and t > t_max:
+                        continue
+                    cols, times = _grow(cols, times, k)
+                    cols[k], times[k] = j, t
+                    k += 1
+                    if first_step[j] < 0:
+                        first[j], first_step[j], u_first[j] = t, m, u_prev[j]
+    return cols[:k], times[:k]
 
 
 @njit(**_JIT)
-def _first_spike_partials(gfirst, first_step, Q, U, theta, dt, interpolate):
+def _first_spike_partials(gfirst, first_step, u_first, Q, theta, dt, interpolate):
     """The neurons by the step of their first spike (``start``, ``cols``: those of step ``m``
     are ``cols[start[m]:start[m + 1]]``) and ``gfirst`` times the derivatives of the
     first-spike time (the secant root of :func:`_crossing`) with respect to the potential at
@@ -180,7 +181,7 @@ def _first_spike_partials(gfirst, first_step, Q, U, theta, dt, interpolate):
         if m > 0 and interpolate:
             cols[fill[m]] = j
             fill[m] += 1
-            q, u = Q[m, j], U[m - 1, j]
+            q, u = Q[m, j], u_first[j]
             den = (q - u) * (q - u)
             fq[j] = -gfirst[j] * dt * (theta - u) / den
             fu[j] = gfirst[j] * dt * (theta - q) / den
@@ -188,7 +189,7 @@ def _first_spike_partials(gfirst, first_step, Q, U, theta, dt, interpolate):
 
 
 @njit(**_JIT)
-def backward(gS, has_gS, gfirst, gvmax, S, Q, U, code, first_step, c, dt, reset, detach,
+def backward(gS, has_gS, gfirst, gvmax, S, Q, code, first_step, u_first, c, dt, reset, detach,
              spiking, interpolate, kind, scale, sig_grid, gAI, gAU):
     """The gradients of a loss with respect to ``A_I`` and ``A_U`` (into ``gAI``, ``gAU``),
     given its gradients with respect to the outputs of :func:`forward`: ``gS`` (spikes;
@@ -218,7 +219,7 @@ def backward(gS, has_gS, gfirst, gvmax, S, Q, U, code, first_step, c, dt, reset,
     gu, gi, gq = np.zeros(n, Q.dtype), np.zeros(n, Q.dtype), np.zeros(n, Q.dtype)
     gv = gvmax.copy()
     sig = np.zeros(n, Q.dtype)
-    start, cols, fq, fu = _first_spike_partials(gfirst, first_step, Q, U, theta, dt,
+    start, cols, fq, fu = _first_spike_partials(gfirst, first_step, u_first, Q, theta, dt,
                                                 interpolate)
     for m in range(T, 0, -1):
         Qm, Sm, cm, gSm = Q[m], S[m], code[m], gS[m * hs]

@@ -116,21 +116,44 @@ class PopulationPlan:
 
 @dataclass(frozen=True)
 class PopulationRun:
-    """One population over the grid: ``S`` spikes (0/1), ``U`` and ``Q`` the potential after
-    and before the resets, each ``(n_steps + 1, batch, n)``; ``first`` first-spike times (ms,
-    inf where none) and ``vmax`` the maximum of U over the grid (from 0), each ``(batch, n)``.
-    ``S``, ``first`` and ``vmax`` are in the autograd graph when a weight is."""
+    """One population over the grid: ``S`` spikes (0/1) ``(n_steps + 1, batch, n)``;
+    ``first`` first-spike times (ms, inf where none) and ``vmax`` the maximum of U over the
+    grid (from 0), each ``(batch, n)``; ``U`` the potential after the resets ``(n_steps + 1,
+    batch, n)`` when recorded (else empty); ``spike_cols`` (``sample * n + neuron``) and
+    ``spike_times`` (ms) of every spike within the window, in step then column order. ``S``,
+    ``first`` and ``vmax`` are in the autograd graph when a weight is."""
 
     S: torch.Tensor
     first: torch.Tensor
     vmax: torch.Tensor
     U: torch.Tensor
-    Q: torch.Tensor
-    counts: np.ndarray      # spikes per step, (n_steps + 1,)
+    spike_cols: np.ndarray
+    spike_times: np.ndarray
 
 
-def _empty(shape, dtype: np.dtype) -> np.ndarray:
-    return np.empty(shape, dtype=dtype)
+class _Workspace:
+    """Scratch arrays kept from one call to the next (a few of each shape and dtype), so
+    that a large array is not faulted in by the kernel again on every call; only for arrays
+    that die within the call."""
+
+    def __init__(self, keep: int = 8) -> None:
+        self._free: dict[tuple, list[np.ndarray]] = {}
+        self._keep = keep
+
+    def take(self, shape: tuple, dtype) -> np.ndarray:
+        free = self._free.get((shape, np.dtype(dtype)))
+        return free.pop() if free else np.empty(shape, dtype)
+
+    def give(self, *arrays: np.ndarray) -> None:
+        for a in arrays:
+            free = self._free.setdefault((a.shape, a.dtype), [])
+            if len(free) < 2:
+                free.append(a)
+        while len(self._free) > self._keep:
+            self._free.pop(next(iter(self._free)))
+
+
+_WORK = _Workspace()
 
 
 def _masked(W: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -138,10 +161,13 @@ def _masked(W: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 
 
 def _drive(plan: PopulationPlan, W: list, S: list) -> tuple[np.ndarray, np.ndarray]:
-    """``A_I``, ``A_U`` as flat ``((n_steps + 1) * batch, n)`` arrays (no autograd)."""
+    """``A_I``, ``A_U`` as flat ``((n_steps + 1) * batch, n)`` workspace arrays (no
+    autograd)."""
     T1, B, n = plan.shape
     dtype = torch.empty(0, dtype=W[0].dtype).numpy().dtype
-    AI, AU = np.zeros((T1 * B, n), dtype), np.zeros((T1 * B, n), dtype)
+    AI, AU = _WORK.take((T1 * B, n), dtype), _WORK.take((T1 * B, n), dtype)
+    AI[:] = 0.0
+    AU[:] = 0.0
     tI, tU = torch.from_numpy(AI), torch.from_numpy(AU)
     for t in plan.inputs:
         Wm = _masked(W[t.w], t.mask)
@@ -154,70 +180,79 @@ def _drive(plan: PopulationPlan, W: list, S: list) -> tuple[np.ndarray, np.ndarr
     return AI, AU
 
 
-def _forward(plan: PopulationPlan, AI: np.ndarray, AU: np.ndarray) -> dict:
+def _forward(plan: PopulationPlan, AI: np.ndarray, AU: np.ndarray, record: bool) -> dict:
     """The compiled loop (:func:`kernels.forward`) on flat arrays; numpy outputs."""
     spec = plan.spec
     T1, B, n = plan.shape
     flat, dt = (T1, B * n), AI.dtype
-    o = {"S": _empty(flat, dt), "Q": _empty(flat, dt), "U": _empty(flat, dt),
-         "code": _empty(flat, np.int8), "first": _empty(B * n, dt), "vmax": _empty(B * n, dt),
-         "first_step": _empty(B * n, np.int64), "counts": _empty(T1, np.int64)}
-    kernels.forward(AI.reshape(flat), AU.reshape(flat), spec.constants(dt), spec.dt,
-                    spec.t_max, spec.ref_steps, kernels.RESETS.index(spec.reset), spec.spiking,
-                    spec.interpolate, o["S"], o["Q"], o["U"], o["code"], o["first"],
-                    o["first_step"], o["vmax"], o["counts"])
+    o = {"S": np.empty(flat, dt), "Q": np.empty(flat, dt),
+         "U": np.empty(flat if record else (1, 1), dt), "code": np.empty(flat, np.int8),
+         "first": np.empty(B * n, dt), "vmax": np.empty(B * n, dt),
+         "first_step": np.empty(B * n, np.int64), "u_first": np.empty(B * n, dt)}
+    o["cols"], o["times"] = kernels.forward(
+        AI.reshape(flat), AU.reshape(flat), spec.constants(dt), spec.dt, spec.t_max,
+        spec.ref_steps, kernels.RESETS.index(spec.reset), spec.spiking, spec.interpolate,
+        record, o["S"], o["Q"], o["U"], o["code"], o["first"], o["first_step"], o["u_first"],
+        o["vmax"])
     return o
 
 
 class _Population(torch.autograd.Function):
-    """``(weights..., presynaptic spikes...) -> (S, first, vmax, U, Q, counts)`` of one
-    population (U, Q and the spike counts per step carry no gradient)."""
+    """``(weights..., presynaptic spikes...) -> (S, first, vmax, U, spike columns, spike
+    times)`` of one population (the last three carry no gradient)."""
 
     @staticmethod
-    def forward(ctx, plan: PopulationPlan, *tensors):
+    def forward(ctx, plan: PopulationPlan, record: bool, *tensors):
         W, S = list(tensors[:plan.n_weights]), list(tensors[plan.n_weights:])
-        o = _forward(plan, *_drive(plan, W, S))
+        AI, AU = _drive(plan, W, S)
+        o = _forward(plan, AI, AU, record)
+        _WORK.give(AI, AU)
         T1, B, n = plan.shape
-        out = tuple(torch.from_numpy(o[k].reshape(T1, B, n)) for k in ("S", "U", "Q"))
+        S_ = torch.from_numpy(o["S"].reshape(T1, B, n))
+        U = torch.from_numpy(o["U"].reshape(T1, B, n) if record else o["U"][:0])
         first = torch.from_numpy(o["first"].reshape(B, n))
         vmax = torch.from_numpy(o["vmax"].reshape(B, n))
+        cols, times = torch.from_numpy(o["cols"]), torch.from_numpy(o["times"])
         ctx.save_for_backward(*tensors)
         ctx.plan, ctx.o = plan, o
-        counts = torch.from_numpy(o["counts"])
-        ctx.mark_non_differentiable(out[1], out[2], counts)
+        ctx.mark_non_differentiable(U, cols, times)
         ctx.set_materialize_grads(False)
-        return out[0], first, vmax, out[1], out[2], counts
+        return S_, first, vmax, U, cols, times
 
     @staticmethod
-    def backward(ctx, gS, gfirst, gvmax, _gU, _gQ, _gc):
+    def backward(ctx, gS, gfirst, gvmax, *_):
         plan, o = ctx.plan, ctx.o
         gAI, gAU = _backward_loop(plan, o, gS, gfirst, gvmax)
         tensors = ctx.saved_tensors
         grads = _term_grads(plan, list(tensors[:plan.n_weights]), list(tensors[plan.n_weights:]),
-                            gAI, gAU, ctx.needs_input_grad[1:])
-        return (None, *grads)
+                            torch.from_numpy(gAI), torch.from_numpy(gAU), ctx.needs_input_grad[2:])
+        _WORK.give(gAI, gAU)
+        return (None, None, *grads)
 
 
 def _backward_loop(plan: PopulationPlan, o: dict, gS, gfirst, gvmax):
-    """The compiled reverse (:func:`kernels.backward`): ``gAI``, ``gAU`` as flat tensors."""
+    """The compiled reverse (:func:`kernels.backward`): ``gAI``, ``gAU`` as flat
+    ``((n_steps + 1) * batch, n)`` workspace arrays."""
     spec = plan.spec
     T1, B, n = plan.shape
     flat, dt = (T1, B * n), o["Q"].dtype
-    gAI, gAU = _empty(flat, dt), _empty(flat, dt)
+    gAI, gAU = _WORK.take(flat, dt), _WORK.take(flat, dt)
     zeros = np.zeros(B * n, dt)
     kind, scale = SURROGATES.index(spec.surrogate.name), spec.surrogate.scale
     sig = np.zeros((1, 1), dt)
     if spec.spiking and (gS is not None or not spec.detach_reset):
-        sig = _empty(flat, dt)
+        sig = _WORK.take(flat, dt)
         kernels.surrogate_grid(kind, scale, o["Q"], spec.constants(dt)[3], sig)
     kernels.backward(
         np.zeros((1, 1), dt) if gS is None else _np(gS).reshape(flat), gS is not None,
         zeros if gfirst is None else _np(gfirst).reshape(-1),
         zeros if gvmax is None else _np(gvmax).reshape(-1),
-        o["S"], o["Q"], o["U"], o["code"], o["first_step"], spec.constants(dt), spec.dt,
+        o["S"], o["Q"], o["code"], o["first_step"], o["u_first"], spec.constants(dt), spec.dt,
         kernels.RESETS.index(spec.reset), spec.detach_reset, spec.spiking, spec.interpolate,
         kind, scale, sig, gAI, gAU)
-    return (torch.from_numpy(gAI.reshape(T1 * B, n)), torch.from_numpy(gAU.reshape(T1 * B, n)))
+    if sig.shape == flat:
+        _WORK.give(sig)
+    return gAI.reshape(T1 * B, n), gAU.reshape(T1 * B, n)
 
 
 def _term_grads(plan: PopulationPlan, W: list, S: list, gAI, gAU, needs) -> list:
@@ -253,25 +288,19 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
-def population(plan: PopulationPlan, W: list, S: list) -> PopulationRun:
+def population(plan: PopulationPlan, W: list, S: list, record: bool = False) -> PopulationRun:
     """One population from the weights ``W`` and presynaptic spikes ``S`` its terms refer
-    to; in the autograd graph when any of them is."""
-    S_, first, vmax, U, Q, counts = _Population.apply(plan, *W, *S)
-    return PopulationRun(S_, first, vmax, U, Q, counts.numpy())
+    to (U kept if ``record``); in the autograd graph when any of them is."""
+    S_, first, vmax, U, cols, times = _Population.apply(plan, record, *W, *S)
+    return PopulationRun(S_, first, vmax, U, cols.numpy(), times.numpy())
 
 
-def spike_lists(r: PopulationRun, spec: PopulationSpec) -> list:
+def spike_lists(r: PopulationRun) -> list:
     """Per sample ``(times, ids)`` (numpy) of a population's spikes, in step then neuron
-    order, times as the first-spike times are computed (:func:`kernels.spike_list`)."""
-    T1, B, n = r.S.shape
-    flat = (T1, B * n)
-    dtype = r.U.numpy().dtype
-    cols, t = kernels.spike_list(r.S.detach().numpy().reshape(flat), r.Q.numpy().reshape(flat),
-                                 r.U.numpy().reshape(flat), r.counts,
-                                 spec.constants(dtype)[3], spec.dt, spec.t_max,
-                                 spec.interpolate)
-    b, i = np.divmod(cols, n)
-    t = t.astype(dtype).astype(np.float64)           # as the first-spike times are stored
+    order, times as the first-spike times are stored (in the run's dtype)."""
+    _, B, n = r.S.shape
+    b, i = np.divmod(r.spike_cols, n)
+    t = r.spike_times.astype(r.first.detach().numpy().dtype).astype(np.float64)
     order = np.argsort(b, kind="stable")
     b, i, t = b[order], i[order], t[order]
     cut = np.searchsorted(b, np.arange(B + 1))
@@ -337,11 +366,11 @@ def run(network: Network, batch: list, W: list, o: StepOptions, n_steps: int) ->
     out = EngineOutput([], [], [], [] if o.record_voltage else None)
     for q in network.populations:
         plan, projs, pres = _plan(network, q, batch, o, n_steps)
-        r = population(plan, [W[i] for i in projs], [S[p] for p in pres])
+        r = population(plan, [W[i] for i in projs], [S[p] for p in pres], o.record_voltage)
         S[q.index] = r.S
         out.first.append(r.first)
         out.vmax.append(r.vmax)
-        out.spike_lists.append(spike_lists(r, plan.spec))
+        out.spike_lists.append(spike_lists(r))
         if out.voltages is not None:
             out.voltages.append(r.U)
     return out
