@@ -27,6 +27,7 @@ cost as much as the time loop here).
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,18 +140,23 @@ class _Workspace:
     def __init__(self, keep: int = 8) -> None:
         self._free: dict[tuple, list[np.ndarray]] = {}
         self._keep = keep
+        self._lock = threading.Lock()        # (runs in several threads share it)
 
     def take(self, shape: tuple, dtype) -> np.ndarray:
-        free = self._free.get((shape, np.dtype(dtype)))
-        return free.pop() if free else np.empty(shape, dtype)
+        with self._lock:
+            free = self._free.get((shape, np.dtype(dtype)))
+            if free:
+                return free.pop()
+        return np.empty(shape, dtype)
 
     def give(self, *arrays: np.ndarray) -> None:
-        for a in arrays:
-            free = self._free.setdefault((a.shape, a.dtype), [])
-            if len(free) < 2:
-                free.append(a)
-        while len(self._free) > self._keep:
-            self._free.pop(next(iter(self._free)))
+        with self._lock:
+            for a in arrays:
+                free = self._free.setdefault((a.shape, a.dtype), [])
+                if len(free) < 2:
+                    free.append(a)
+            while len(self._free) > self._keep:
+                self._free.pop(next(iter(self._free)))
 
 
 _WORK = _Workspace()
