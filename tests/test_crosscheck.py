@@ -182,3 +182,24 @@ def test_cli_figure1_writes_json_and_plot(tmp_path, capsys):
 
 def test_cli_figure1_needs_an_output(capsys):
     assert main(["figure1"]) == 2
+
+
+def test_norm_ratio_axis_is_bounded_and_marks_what_lies_outside():
+    """Ratios outside RATIO_RANGE are drawn at its edge and counted; nan is not drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from eventgrad.experiments.crosscheck import RATIO_RANGE, _ratio_line
+
+    fig, ax = plt.subplots()
+    ys = [8e50, 2.0, 1e-9, float("nan"), RATIO_RANGE[1]]
+    n = _ratio_line(ax, [1, 2, 3, 4, 5], ys, "-", "o", 3, "k")
+    assert n == 2
+    drawn = np.concatenate([line.get_ydata() for line in ax.lines])
+    finite = drawn[np.isfinite(drawn)]
+    assert finite.min() >= RATIO_RANGE[0] and finite.max() <= RATIO_RANGE[1]
+    markers = {line.get_marker() for line in ax.lines}
+    assert {"^", "v"} <= markers
+    plt.close(fig)

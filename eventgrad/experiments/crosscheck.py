@@ -385,8 +385,9 @@ def plot(rows: Sequence[dict], path: str, projections: Sequence[str] | None = No
       ``detach_reset``.
 
     Grey lines mark perfect agreement (1) and, on the cosine axes, the fd row's cosine (central
-    differences vs EventProp). ``projections``: which to draw (default: each projection of the
-    network, without ``"all"``).
+    differences vs EventProp). The norm-ratio axes span :data:`RATIO_RANGE`; ratios outside it
+    are drawn at its edge as triangles, and each panel says how many. ``projections``: which
+    to draw (default: each projection of the network, without ``"all"``).
     """
     import matplotlib
 
@@ -449,21 +450,25 @@ def _agreement_rows(ax_c, ax_r, rows, disc, proj, surrogates, scales, dts, detac
     """One projection's two rows of :func:`plot`: cosine (``ax_c``) and norm ratio (``ax_r``)
     against dt (left) and against the scale at the smallest dt (right)."""
     sub = [r for r in disc if r["projection"] == proj]
+    outside = [0, 0]                 # norm ratios outside RATIO_RANGE, per column
     fd_cos = [r["cosine"] for r in rows if r["method"] == "fd" and r["projection"] == proj]
     for si, s in enumerate(surrogates):
         for ki, sc in enumerate(scales):
             for det in detaches:
                 sel = [r for r in sub if r["surrogate"] == s and r["scale"] == sc
                        and r["detach_reset"] == det]
-                for ax, key in ((ax_c[0], "cosine"), (ax_r[0], "norm_ratio")):
-                    x, y = _series(sel, key, "dt")
-                    ax.plot(x, y, _STYLE[det], marker="o", ms=3.5, color=color(si, ki))
+                x, y = _series(sel, "cosine", "dt")
+                ax_c[0].plot(x, y, _STYLE[det], marker="o", ms=3.5, color=color(si, ki))
+                x, y = _series(sel, "norm_ratio", "dt")
+                outside[0] += _ratio_line(ax_r[0], x, y, _STYLE[det], "o", 3.5, color(si, ki))
         for det in detaches:
             sel = [r for r in sub if r["surrogate"] == s and r["dt"] == dts[0]
                    and r["detach_reset"] == det]
-            for ax, key in ((ax_c[1], "cosine"), (ax_r[1], "norm_ratio")):
-                x, y = _series(sel, key, "scale")
-                ax.plot(x, y, _STYLE[det], marker="s", ms=4.5, color=color(si, len(scales) - 1))
+            c = color(si, len(scales) - 1)
+            x, y = _series(sel, "cosine", "scale")
+            ax_c[1].plot(x, y, _STYLE[det], marker="s", ms=4.5, color=c)
+            x, y = _series(sel, "norm_ratio", "scale")
+            outside[1] += _ratio_line(ax_r[1], x, y, _STYLE[det], "s", 4.5, c)
     finite = [r["cosine"] for r in sub if math.isfinite(r["cosine"])]
     for col in (0, 1):
         ax_c[col].axhline(1.0, color="0.6", lw=0.8, zorder=0)
@@ -471,9 +476,35 @@ def _agreement_rows(ax_c, ax_r, rows, disc, proj, surrogates, scales, dts, detac
         if fd_cos:
             ax_c[col].axhline(fd_cos[0], color="0.3", lw=3, alpha=0.3, zorder=0)
         ax_r[col].set_yscale("log")
+        ax_r[col].set_ylim(RATIO_RANGE[0] / 1.6, RATIO_RANGE[1] * 1.6)
+        if outside[col]:
+            ax_r[col].set_title(f"{outside[col]} point(s) outside [{RATIO_RANGE[0]:g}, "
+                                f"{RATIO_RANGE[1]:g}], drawn at its edge (triangles)",
+                                loc="right", fontsize=7, color="0.25", pad=2)
         ax_c[col].set_ylabel(f"{proj}\ncosine")
         ax_r[col].set_ylabel(f"{proj}\nnorm ratio")
         ax_c[col].set_ylim(min(-0.05, min(finite) - 0.05) if finite else -1.05, 1.05)
+
+
+#: The norm-ratio axes of :func:`plot` span this range; a ratio outside it is drawn at the
+#: edge as a triangle pointing out of the axis, and the panel says how many there are.
+RATIO_RANGE = (1e-3, 1e3)
+
+
+def _ratio_line(ax, x, y, style, marker, ms, color) -> int:
+    """A norm-ratio series with the values outside :data:`RATIO_RANGE` drawn at its edge
+    (triangles up / down); returns how many were outside (non-finite ones not drawn)."""
+    lo, hi = RATIO_RANGE
+    y = np.asarray(y, dtype=float)
+    yc = np.clip(y, lo, hi)
+    ax.plot(x, yc, style, color=color)
+    inside = (y >= lo) & (y <= hi)
+    ax.plot(np.asarray(x)[inside], yc[inside], ls="none", marker=marker, ms=ms, color=color)
+    for mask, m in ((y > hi, "^"), (y < lo, "v")):
+        if mask.any():
+            ax.plot(np.asarray(x)[mask], yc[mask], ls="none", marker=m, ms=ms + 3, color=color,
+                    markeredgecolor="k", markeredgewidth=0.6, clip_on=False)
+    return int(np.sum(np.isfinite(y) & ~inside))
 
 
 def _format_axes(axes, dts, scales) -> None:
@@ -483,8 +514,8 @@ def _format_axes(axes, dts, scales) -> None:
     plain = FuncFormatter(lambda v, _: f"{v:g}")
     for ax in axes.ravel():
         ax.grid(True, which="both", alpha=0.25)
-        if ax.get_yscale() == "log":
-            ax.yaxis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+        if ax.get_yscale() == "log":      # a tick a decade (the range is six of them)
+            ax.yaxis.set_major_locator(LogLocator(base=10.0, subs=(1.0,)))
             ax.yaxis.set_major_formatter(plain)
             ax.yaxis.set_minor_formatter(NullFormatter())
     axes[-1, 0].set_xscale("log")
