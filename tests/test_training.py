@@ -534,3 +534,15 @@ def test_adam_is_adam():
         v = 0.999 * v + 0.001 * g * g
         want = want - 0.01 * (m / (1 - 0.9 ** k)) / (np.sqrt(v / (1 - 0.999 ** k)) + 1e-8)
     np.testing.assert_allclose(p.detach().numpy(), want, rtol=0, atol=1e-14)
+
+
+def test_timing_figure_says_when_one_curve_hides_another():
+    from eventgrad.experiments.training_plots import _coincides
+
+    ep = np.arange(5.0)
+    y = np.array([3.0, 2.0, 1.0, 0.5, 0.25])
+    first = (ep, y, "EventProp")
+    assert _coincides(None, ep, y) == ""
+    assert "on the EventProp curve: within 0.5%" in _coincides(first, ep, y * 1.005)
+    assert _coincides(first, ep, y * 1.05) == ""             # visibly apart
+    assert _coincides(first, ep[:4], y[:4]) == ""            # other epochs

@@ -93,6 +93,17 @@ def plot_xor(task, network, path: str, title: str | None = None, n_times: int = 
     plt.close(fig)
 
 
+def _coincides(first, ep, y, rel: float = 0.01) -> str:
+    """A legend note when the series ``(ep, y)`` lies on the ``first`` one (same epochs,
+    within ``rel`` relative everywhere), which would hide it."""
+    if first is None or len(ep) == 0 or not np.array_equal(first[0], ep):
+        return ""
+    d = float(np.max(np.abs(y - first[1]) / np.maximum(np.abs(first[1]), 1e-300)))
+    if d > rel:
+        return ""
+    return f" (on the {first[2] or 'first'} curve: within {d:.1%})"
+
+
 def plot_timing(history, path: str, title: str | None = None, floor: float = 1e-16,
                 others: dict | None = None, label: str = "this run") -> None:
     """Largest timing error ``max |t_first - target|`` (ms, exact engine) per epoch, log scale.
@@ -108,6 +119,7 @@ def plot_timing(history, path: str, title: str | None = None, floor: float = 1e-
     series = {"": history} if not others else {label: history, **others}
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     top = 0.0
+    first_adam = None
     for k, (name, hist) in enumerate(series.items()):
         c = colors[k % len(colors)]
         ep = np.array([h["epoch"] for h in hist], dtype=float)
@@ -117,8 +129,13 @@ def plot_timing(history, path: str, title: str | None = None, floor: float = 1e-
         y = np.where(err > 0, err, floor)
         newton = np.array([h.get("phase") == "newton" for h in hist])
         pre = name + ": " if name else ""
-        ax.semilogy(ep[~newton & fin], y[~newton & fin], "-", color=c, lw=1.5,
-                     label=f"{pre}Adam epochs")
+        adam = ~newton & fin
+        note = _coincides(first_adam, ep[adam], y[adam])
+        if first_adam is None:
+            first_adam = (ep[adam], y[adam], name)
+        # the first series wide and pale underneath, so that another drawn on it stays visible
+        ax.semilogy(ep[adam], y[adam], "-", color=c, lw=3.5 if k == 0 and others else 1.5,
+                    alpha=0.55 if k == 0 and others else 1.0, label=f"{pre}Adam epochs{note}")
         if newton.any():
             idx = np.flatnonzero(newton)
             xs = np.concatenate([[ep[idx[0] - 1]], ep[idx]])
@@ -129,9 +146,12 @@ def plot_timing(history, path: str, title: str | None = None, floor: float = 1e-
             ax.plot(ep[~fin], np.full((~fin).sum(), top * 3), "x", color=c,
                     label=f"{pre}an output silent")
         last = err[-1]
+        # to the right of the last point, where no line runs
         ax.annotate(f"{last:.2g} ms" if last > 0 else "0 (exact to float64)",
-                    (ep[-1], y[-1]), textcoords="offset points", xytext=(-6, 8), ha="right",
-                    fontsize=8, color=c)
+                    (ep[-1], y[-1]), textcoords="offset points", xytext=(7, 4), ha="left",
+                    va="center", fontsize=8, color=c)
+    lo, hi = ax.get_xlim()
+    ax.set_xlim(lo, hi + 0.12 * (hi - lo))          # room for the end labels
     ax.axhline(np.spacing(30.0), color="0.5", ls=":", lw=0.8)
     ax.text(ax.get_xlim()[0], np.spacing(30.0) * 1.6, " one float64 ulp at 30 ms",
             fontsize=7, color="0.4")
