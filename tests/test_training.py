@@ -546,3 +546,38 @@ def test_timing_figure_says_when_one_curve_hides_another():
     assert "on the EventProp curve: within 0.5%" in _coincides(first, ep, y * 1.005)
     assert _coincides(first, ep, y * 1.05) == ""             # visibly apart
     assert _coincides(first, ep[:4], y[:4]) == ""            # other epochs
+
+
+def test_yinyang_figure_names_every_region(tmp_path):
+    """The decision map's legend lists the three predicted regions, the silent cells when
+    there are any, the outside, the three classes of points and the misclassified ones."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from eventgrad.experiments import tasks, training_plots
+
+    task = tasks.yinyang(seed=0, hidden=20, n_train=40, n_validation=0, n_test=40)
+    hist = [{"epoch": 0, "loss": 1.0, "exact_loss": 1.0, "train_accuracy": 0.3},
+            {"epoch": 1, "loss": 0.9, "exact_loss": 0.8, "train_accuracy": 0.4}]
+    seen = {}
+    save = plt.Figure.savefig
+
+    def spy(fig, *a, **k):
+        seen["labels"] = [t.get_text() for t in fig.axes[2].get_legend().get_texts()]
+        seen["xticks"] = [t for t in fig.axes[0].get_xticks() if 0 <= t <= 1]
+        return save(fig, *a, **k)
+
+    plt.Figure.savefig = spy
+    try:
+        training_plots.plot_yinyang(task, hist, task.network, str(tmp_path / "yy.png"), grid=16)
+    finally:
+        plt.Figure.savefig = save
+    labels = seen["labels"]
+    for name in ("predicted yang", "predicted yin", "predicted dot", "outside the disc",
+                 "point of class yang (0)", "point of class dot (2)"):
+        assert name in labels
+    assert any(lab.startswith("misclassified (") for lab in labels)
+    assert all(float(t).is_integer() for t in seen["xticks"])
+    assert (tmp_path / "yy.png").stat().st_size > 0

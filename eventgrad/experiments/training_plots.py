@@ -194,13 +194,17 @@ def plot_yinyang(task, history, network, path: str, title: str | None = None,
     Left: the loss the method trained on (mean over each epoch's batches) and the exact
     loss on the training set; middle: training and validation accuracy per epoch (exact
     engine) and the final test accuracy; right: the class the trained network predicts on a
-    ``grid`` x ``grid`` raster (exact engine), with the test points on top (a cross marks a
-    misclassified one).
+    ``grid`` x ``grid`` raster (exact engine), with the test points on top in their true class's
+    colour (a black ring marks a misclassified one); the legend beside the map names every
+    region and marker. Epoch axes have integer ticks; the loss axis a tick at 1, 2 and 5 of
+    each decade (at 1 to 9 when it spans about one decade).
     """
     from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     ep = np.array([h["epoch"] for h in history], dtype=float)
     ax = axes[0]
     ax.plot(ep[1:], [h["loss"] for h in history[1:]], "-", label="training loss (method's)")
@@ -211,6 +215,12 @@ def plot_yinyang(task, history, network, path: str, title: str | None = None,
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_yscale("log")
+    lo, hi = ax.get_ylim()         # within about a decade, a tick at every 1..9 of it
+    few = np.log10(hi / lo) < 1.5 if lo > 0 else False
+    ax.yaxis.set_major_locator(LogLocator(base=10.0, subs=np.arange(1.0, 10.0) if few
+                                          else (1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     ax = axes[1]
@@ -224,6 +234,8 @@ def plot_yinyang(task, history, network, path: str, title: str | None = None,
         ax.plot([ep[-1]], [acc], "k*", ms=10, label=f"test (final): {acc:.1f} %")
     ax.set_ylim(max(0.0, min(100 * h["train_accuracy"] for h in history) - 5), 100.5)
     ax.set_xlabel("epoch")
+    for a in axes[:2]:
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("accuracy (%), exact engine")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
@@ -233,19 +245,25 @@ def plot_yinyang(task, history, network, path: str, title: str | None = None,
     img = np.ma.masked_less(cls.astype(float), 0)
     ax.imshow(img, origin="lower", extent=(0, 1, 0, 1), cmap=ListedColormap(colors),
               vmin=-0.5, vmax=2.5, alpha=0.35, interpolation="nearest")
+    names = ["yang", "yin", "dot"]
+    handles = [Patch(color=colors[c], alpha=0.35, label=f"predicted {names[c]}")
+               for c in range(3)]
     if (cls == -2).any():
         yy, xx = np.nonzero(cls == -2)
         ax.plot(g[xx], g[yy], ",", color="k")
+        handles.append(Patch(facecolor="white", edgecolor="k", hatch="...",
+                             label=f"every output silent ({int((cls == -2).sum())} cells)"))
+    handles.append(Patch(facecolor="white", edgecolor="0.7", label="outside the disc"))
     sub = task.test if task.test is not None else task
     pred = test if test is not None else sub.predict(network)
-    names = ["yang", "yin", "dot"]
     for c in range(3):
         m = sub.labels == c
-        ax.scatter(sub.features[m, 0], sub.features[m, 1], s=7, color=colors[c],
-                   edgecolors="none", label=f"{names[c]} ({c})")
+        handles.append(ax.scatter(sub.features[m, 0], sub.features[m, 1], s=7, color=colors[c],
+                                  edgecolors="none", label=f"point of class {names[c]} ({c})"))
     wrong = pred != sub.labels
-    ax.scatter(sub.features[wrong, 0], sub.features[wrong, 1], s=28, marker="x", color="k",
-               lw=0.9, label=f"misclassified ({int(wrong.sum())})")
+    handles.append(ax.scatter(sub.features[wrong, 0], sub.features[wrong, 1], s=36,
+                              facecolors="none", edgecolors="k", lw=0.9,
+                              label=f"misclassified ({int(wrong.sum())})"))
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_aspect("equal")
@@ -253,7 +271,8 @@ def plot_yinyang(task, history, network, path: str, title: str | None = None,
     ax.set_ylabel("y")
     ax.set_title("decision map (background) and "
                  f"{'test' if task.test is not None else 'training'} points", fontsize=9)
-    ax.legend(fontsize=7, loc="upper right", markerscale=1.5)
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              markerscale=1.5, frameon=False)
     fig.suptitle(title or f"{task.name} (exact event engine)", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     fig.savefig(path, dpi=110)
