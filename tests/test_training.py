@@ -581,3 +581,25 @@ def test_yinyang_figure_names_every_region(tmp_path):
     assert any(lab.startswith("misclassified (") for lab in labels)
     assert all(float(t).is_integer() for t in seen["xticks"])
     assert (tmp_path / "yy.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("peak,marked", [(0.995, 1), (0.9, 0)])
+def test_xor_figure_marks_a_silent_neuron_that_nearly_fires(peak, marked):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from eventgrad.experiments.training_plots import NEAR_MISS, _mark_near_misses
+
+    nrn = eg.LIF(10.0, 5.0)
+    t = np.linspace(0.0, 40.0, 400001)
+    w = peak / nrn.kernel(t).max()          # the PSP peaks at `peak` (threshold 1)
+    net = eg.Network(1)
+    net.connect("input", net.add_population(1, nrn, name="output"), [[w]])
+    r = eg.simulate(net, eg.Spikes([1.0], [0]), 40.0)
+    assert r.spike_counts("output")[0] == 0
+    fig, ax = plt.subplots()
+    assert _mark_near_misses(ax, r, net.population("output"), ["C0"]) == marked
+    assert NEAR_MISS == 0.01
+    plt.close(fig)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..event.readout import max_voltage
 from ..event.simulate import simulate
 
 __all__ = ["plot_xor", "plot_timing", "plot_yinyang", "yinyang_decision_grid"]
@@ -29,8 +30,10 @@ def plot_xor(task, network, path: str, title: str | None = None, n_times: int = 
     One column per input pattern; rows: the input spikes (data inputs and the bias), the
     hidden neurons' membrane potentials, the output neurons' membrane potentials. Spikes are
     marked at the threshold (V is reset to ``v_reset`` at the spike); the dashed line is the
-    threshold. The column title gives the pattern, its label and the predicted class (the
-    output neuron that spikes first, exact engine).
+    threshold. A neuron that never fires but whose exact maximum of V comes within
+    :data:`NEAR_MISS` of its threshold is marked with a hollow circle at that maximum (on the
+    plot it would look like a spike). The column title gives the pattern, its label and the
+    predicted class (the output neuron that spikes first, exact engine).
     """
     plt = _pyplot()
     res = simulate(network, task.inputs, task.t_max)
@@ -70,6 +73,7 @@ def plot_xor(task, network, path: str, title: str | None = None, n_times: int = 
                 ax.plot(t_n, np.full(t_n.shape, th), "v", color=c, ms=6, mec="k", mew=0.5)
             if np.isfinite(th):
                 ax.axhline(th, color="0.4", ls="--", lw=0.8)
+                _mark_near_misses(ax, r, pop, colors)
             if b == 0:
                 ax.set_ylabel(f"{pop.name} V")
             if pop.name == "output":
@@ -86,11 +90,31 @@ def plot_xor(task, network, path: str, title: str | None = None, n_times: int = 
     fig.suptitle(title or f"{task.name}: responses of the trained network (exact engine)",
                  fontsize=11)
     fig.text(0.5, 0.005, "V from the closed form between events (SimulationResult.voltage); "
-             "triangles: spikes (V resets to 0); dashed: threshold; dotted: first output spike",
+             "triangles: spikes (V resets to 0); dashed: threshold; dotted: first output spike; "
+             f"circles: maxima within {NEAR_MISS:g} of threshold without a spike",
              ha="center", fontsize=8, color="0.3")
     fig.tight_layout(rect=(0, 0.02, 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+#: How close (dimensionless voltage) the maximum of a silent neuron's V must come to its
+#: threshold to be marked as a near miss in :func:`plot_xor`.
+NEAR_MISS = 0.01
+
+
+def _mark_near_misses(ax, r, pop, colors) -> int:
+    """Hollow circles at the exact maxima of V of ``pop``'s silent neurons that come within
+    :data:`NEAR_MISS` of threshold; returns how many."""
+    vm = max_voltage(r, pop, only_silent=True)
+    near = np.isfinite(vm.values) & (vm.values >= pop.neuron.threshold - NEAR_MISS)
+    for n in np.flatnonzero(near):
+        ax.plot(vm.times[n], vm.values[n], "o", ms=9, mfc="none", mec=colors[n % len(colors)],
+                mew=1.4)
+        ax.annotate(f"{pop.neuron.threshold - vm.values[n]:.1e} below", (vm.times[n],
+                    vm.values[n]), textcoords="offset points", xytext=(6, -10), fontsize=7,
+                    color=colors[n % len(colors)])
+    return int(near.sum())
 
 
 def _coincides(first, ep, y, rel: float = 0.01) -> str:
