@@ -34,6 +34,15 @@ def _exit(argv, capsys) -> tuple[object, str]:
     return e.value.code, str(e.value.code) + capsys.readouterr().err
 
 
+def _refused(argv, capsys) -> tuple[int, str]:
+    """A check before the work refused ``argv``: exit status 2 and the one line it wrote."""
+    code, text = _exit(argv, capsys)
+    assert code == 2
+    err = text[1:].strip()
+    assert "\n" not in err and "Traceback" not in err
+    return code, err
+
+
 @pytest.mark.parametrize("argv,option,shown", [
     (["forward", "--batch", "0"], "--batch", "must be >= 1, got 0"),
     (["forward", "--batch", "-3"], "--batch", "must be >= 1, got -3"),
@@ -64,30 +73,29 @@ def test_every_output_path_is_checked_before_the_work(command, tmp_path, capsys,
     for opt in WRITES[command]:
         ext = {"json": ".json", "plot": ".png", "save": ""}[opt]
         missing = str(tmp_path / "no" / f"out{ext}")
-        code, _ = _exit([command, f"--{opt}", missing], capsys)
-        assert code == f"eventgrad {command}: --{opt} {missing}" + (
+        _, err = _refused([command, f"--{opt}", missing], capsys)
+        assert err == f"eventgrad {command}: error: --{opt} {missing}" + (
             f" ({missing}.npz)" if opt == "save" else "") + \
             f": its directory {tmp_path / 'no'} does not exist"
-        code, _ = _exit([command, f"--{opt}", str(tmp_path)], capsys) if opt != "save" \
-            else (None, None)
         if opt != "save":
-            assert code == f"eventgrad {command}: --{opt} {tmp_path}: is a directory"
+            _, err = _refused([command, f"--{opt}", str(tmp_path)], capsys)
+            assert err == f"eventgrad {command}: error: --{opt} {tmp_path}: is a directory"
         (tmp_path / "file").write_text("")
         inside = str(tmp_path / "file" / f"x{ext}")
-        code, _ = _exit([command, f"--{opt}", inside], capsys)
-        assert code.endswith(f": {tmp_path / 'file'} is not a directory")
+        _, err = _refused([command, f"--{opt}", inside], capsys)
+        assert err.endswith(f": {tmp_path / 'file'} is not a directory")
 
 
 def test_output_collisions_and_plot_format(tmp_path, capsys, no_work):
     a = str(tmp_path / "a")
-    code, _ = _exit(["xor", "--json", a + ".json", "--save", a], capsys)
-    assert code == (f"eventgrad xor: --json {a}.json would be overwritten by --save {a} "
-                    f"(both write {a}.json); choose another name")
-    code, _ = _exit(["crosscheck", "--json", a, "--plot", a], capsys)
-    assert "would be overwritten by --plot" in code
-    code, _ = _exit(["yinyang", "--plot", a + ".xyz"], capsys)
-    assert code.startswith(f"eventgrad yinyang: --plot {a}.xyz: format 'xyz' is not one "
-                           f"matplotlib writes (") and "png" in code
+    _, err = _refused(["xor", "--json", a + ".json", "--save", a], capsys)
+    assert err == (f"eventgrad xor: error: --json {a}.json would be overwritten by --save {a} "
+                   f"(both write {a}.json); choose another name")
+    _, err = _refused(["crosscheck", "--json", a, "--plot", a], capsys)
+    assert "would be overwritten by --plot" in err
+    _, err = _refused(["yinyang", "--plot", a + ".xyz"], capsys)
+    assert err.startswith(f"eventgrad yinyang: error: --plot {a}.xyz: format 'xyz' is not one "
+                          f"matplotlib writes (") and "png" in err
 
 
 def test_unwritable_directory_is_refused(tmp_path, capsys, no_work, monkeypatch):
@@ -99,10 +107,11 @@ def test_unwritable_directory_is_refused(tmp_path, capsys, no_work, monkeypatch)
         monkeypatch.setattr(os, "access", lambda p, m: False if str(p) == str(ro)
                             else access(p, m))
     try:
-        code, _ = _exit(["xor", "--json", str(ro / "x.json")], capsys)
+        _, err = _refused(["xor", "--json", str(ro / "x.json")], capsys)
     finally:
         ro.chmod(0o700)
-    assert code == f"eventgrad xor: --json {ro / 'x.json'}: its directory {ro} is not writable"
+    assert err == (f"eventgrad xor: error: --json {ro / 'x.json'}: its directory {ro} is "
+                   "not writable")
 
 
 def test_clip_zero_is_off_as_in_train(tmp_path):

@@ -8,7 +8,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 import numpy as np
 
@@ -451,8 +451,8 @@ def _yinyang(args: argparse.Namespace) -> int:
     from . import tasks, training
 
     if args.generator == "kriener" and args.data_seed is not None:
-        raise SystemExit(f"eventgrad yinyang: --data-seed {args.data_seed} does not apply to "
-                         f"--generator kriener (its splits have the fixed seeds 42 / 41 / 40)")
+        _refuse(args, f"--data-seed {args.data_seed} does not apply to "
+                      f"--generator kriener (its splits have the fixed seeds 42 / 41 / 40)")
     # the data seed in effect (None: the reference splits' fixed seeds)
     data_seed = None if args.generator == "kriener" else \
         (0 if args.data_seed is None else args.data_seed)
@@ -563,14 +563,14 @@ def _check_outputs(args: argparse.Namespace) -> None:
     for opt, path in _output_files(args):
         full = os.path.abspath(path)
         if full in seen:
-            raise SystemExit(f"eventgrad {args.command}: {seen[full]} would be overwritten by "
-                             f"{opt} (both write {path}); choose another name")
+            _refuse(args, f"{seen[full]} would be overwritten by "
+                          f"{opt} (both write {path}); choose another name")
         seen[full] = opt
         plot = opt.startswith("--plot")
         why = _unwritable(full) or (_plot_format_problem(path) if plot else None)
         if why:
             where = "" if opt.endswith(f" {path}") else f" ({path})"
-            raise SystemExit(f"eventgrad {args.command}: {opt}{where}: {why}")
+            _refuse(args, f"{opt}{where}: {why}")
     _check_checkpoint(args)
 
 
@@ -581,18 +581,17 @@ def _check_checkpoint(args: argparse.Namespace) -> None:
 
     d = getattr(args, "checkpoint", None)
     if getattr(args, "resume", False) and not d:
-        raise SystemExit(f"eventgrad {args.command}: --resume needs --checkpoint DIR")
+        _refuse(args, "--resume needs --checkpoint DIR")
     if not d:
         return
     full = os.path.abspath(d)
     if os.path.exists(full) and not os.path.isdir(full):
-        raise SystemExit(f"eventgrad {args.command}: --checkpoint {d}: not a directory")
+        _refuse(args, f"--checkpoint {d}: not a directory")
     parent = full
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if not os.access(parent, os.W_OK):
-        raise SystemExit(f"eventgrad {args.command}: --checkpoint {d}: {parent} is not "
-                         "writable")
+        _refuse(args, f"--checkpoint {d}: {parent} is not writable")
 
 
 def _at_least(minimum: int):
@@ -643,8 +642,8 @@ def _method_options(args: argparse.Namespace) -> None:
         if getattr(args, name) is None:
             setattr(args, name, default)
         elif args.method == "eventprop" and not both:
-            raise SystemExit(f"eventgrad {args.command}: --{name} applies to --method "
-                             "surrogate only (EventProp has no time step or surrogate)")
+            _refuse(args, f"--{name} applies to --method "
+                          "surrogate only (EventProp has no time step or surrogate)")
 
 
 def _training_args(p: argparse.ArgumentParser, epochs: int, lr: float, decay: float,
@@ -742,6 +741,13 @@ class _DefaultsHelp(argparse.HelpFormatter):
 #: The errors a command reports in one line (``eventgrad: error: ...``, exit status 2): what
 #: the library raises for a bad value or a run past its event limit, and a missing file.
 REPORTED = (ValueError, TypeError, FileNotFoundError)
+
+
+def _refuse(args: argparse.Namespace, message: str) -> NoReturn:
+    """A check of the command line that failed before any work: said as argparse says its
+    errors (``eventgrad <command>: error: ...`` on standard error), exit status 2."""
+    print(f"eventgrad {args.command}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def main(argv: list[str] | None = None) -> int:
